@@ -1,0 +1,107 @@
+import compression from 'compression';
+import cors from 'cors';
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import spec from '../generated/openapi.json' with { type: 'json' };
+import type { HandlerMap } from '../generated/handlers.js';
+import { apiInfo, operations, type OperationInfo } from '../generated/registry.js';
+import { createPlugins } from '../plugins/index.js';
+import type { Config } from './config.js';
+import { docsRouter } from './docs.js';
+import { problemErrorHandler, unmatchedRoute } from './gateway/errors.js';
+import { configurePlugins, mountGlobals, mountOperations } from './gateway/pipeline.js';
+import type { AnyPlugin, PluginDeps } from './gateway/plugin.js';
+import './gateway/request-types.js';
+import { createHandlers } from './handlers/index.js';
+import { createLogger } from './logger.js';
+import { openStores, type Stores } from './stores/index.js';
+
+export interface AppOverrides {
+  /** Stores opened by the caller (who then closes them); opened from config when absent. */
+  stores?: Stores;
+  logger?: Logger;
+  handlers?: HandlerMap;
+  plugins?: AnyPlugin[];
+  /** Per-plugin options by plugin name, on top of those derived from config. */
+  pluginOptions?: Record<string, unknown>;
+  operations?: readonly OperationInfo[];
+  spec?: Record<string, unknown>;
+}
+
+export interface WeirApp extends Express {
+  weir: {
+    deps: PluginDeps;
+    /** Closes the plugins (flushing their buffers) and the stores this app opened. Idempotent. */
+    close(): Promise<void>;
+  };
+}
+
+/** Builds the gateway's Express app from config, without listening. */
+export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<WeirApp> {
+  const logger = overrides.logger ?? createLogger(config);
+  const stores = overrides.stores ?? (await openStores(storeConfig(config), logger));
+  const deps: PluginDeps = { config, stores, logger, spec: overrides.spec ?? (spec as Record<string, unknown>) };
+  const plugins = configurePlugins(overrides.plugins ?? createPlugins(), {
+    body: { limit: config.http.bodyLimit },
+    validation: { validateResponses: config.http.validateResponses },
+    ...overrides.pluginOptions,
+  });
+  const handlers = overrides.handlers ?? createHandlers({ stores, version: apiInfo.version, startedAt: Date.now() });
+  const ops = overrides.operations ?? Object.values(operations);
+
+  const app = express() as unknown as WeirApp;
+  app.disable('x-powered-by');
+  mountGlobals(app, plugins, deps);
+  app.use(
+    helmet({
+      strictTransportSecurity: config.tls ? { maxAge: config.tls.hstsMaxAge, includeSubDomains: true } : false,
+    }),
+  );
+  const origins = config.http.corsOrigins;
+  if (origins === '*' || origins.length) {
+    const corsMiddleware = cors({
+      origin: origins === '*' ? true : origins,
+      exposedHeaders: ['X-Request-Id', 'RateLimit', 'RateLimit-Policy', 'Retry-After', 'Location', 'Deprecation', 'Sunset'],
+    });
+    // Only a real preflight (with Access-Control-Request-Method) is CORS's; other OPTIONS requests,
+    // such as tus discovery, go on to their operation.
+    app.use((req, res, next) =>
+      req.method === 'OPTIONS' && !req.headers['access-control-request-method'] ? next() : corsMiddleware(req, res, next),
+    );
+  }
+  app.use(compression());
+  app.use(docsRouter(deps.spec));
+  mountOperations(app, ops, handlers, plugins, deps);
+  app.use(unmatchedRoute(ops));
+  app.use(problemErrorHandler(logger));
+
+  let closing: Promise<void> | undefined;
+  app.weir = {
+    deps,
+    close: () =>
+      (closing ??= (async () => {
+        for (const { plugin } of plugins) {
+          try {
+            await plugin.close?.();
+          } catch (err) {
+            logger.error({ err, plugin: plugin.name }, 'plugin failed to close');
+          }
+        }
+        if (!overrides.stores) await stores.close();
+      })()),
+  };
+  return app;
+}
+
+export function storeConfig(config: Config) {
+  return {
+    databaseUrl: config.database.url,
+    databaseSchema: config.database.schema,
+    clickhouseUrl: config.clickhouse.url,
+    clickhouseDatabase: config.clickhouse.database,
+    redisUrl: config.redis.url,
+    redisKeyPrefix: config.redis.keyPrefix,
+    dataDir: config.dataDir,
+  };
+}
