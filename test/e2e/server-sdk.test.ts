@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WeirClient, WeirProblemError } from '../../generated/sdk/src/index.js';
+import { testStoreMode } from '../helpers/store-env.js';
+import { repoRoot, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+const run = promisify(execFile);
+let server: ServerProcess;
+let client: WeirClient;
+
+beforeAll(async () => {
+  server = await startServerProcess('e2e-sdk');
+  client = new WeirClient({ baseUrl: server.url });
+}, 90_000);
+afterAll(async () => {
+  if (server?.child.exitCode === null) await server.stop('SIGKILL');
+});
+
+describe('the real server, driven by the generated SDK', () => {
+  it('answers health and readiness with the stores of this mode', async () => {
+    await expect(client.getHealth()).resolves.toMatchObject({ status: 'ok' });
+    const ready = await client.getReadiness();
+    const real = testStoreMode() === 'real';
+    expect(ready.stores.metadata.kind).toBe(real ? 'postgres' : 'pglite');
+    expect(ready.stores.shared.kind).toBe(real ? 'redis' : 'memory');
+    expect(ready.stores.warehouse.kind).toBe('chdb');
+  });
+
+  it('raises an unimplemented operation as a 501 problem naming it', async () => {
+    const err = await client.listDatasets().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WeirProblemError);
+    expect((err as WeirProblemError).status).toBe(501);
+    expect((err as WeirProblemError).problem.operationId).toBe('listDatasets');
+    expect((err as WeirProblemError).requestId).toMatch(/^[0-9A-Z]{26}$/);
+  });
+
+  it('raises a request the spec refuses as a 400 problem pointing at the field', async () => {
+    const err = await client.createWebsite({ body: { domain: '', name: 'x' } as never }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WeirProblemError);
+    expect((err as WeirProblemError).status).toBe(400);
+    expect((err as WeirProblemError).problem.errors?.[0]).toMatchObject({ in: 'body' });
+  });
+
+  it('works as a package a client project imports', async () => {
+    await run(join(repoRoot, 'node_modules/.bin/tsc'), ['-p', join(repoRoot, 'generated/sdk')]);
+    const project = join(repoRoot, 'test/.tmp/sdk-client');
+    await rm(project, { recursive: true, force: true });
+    await mkdir(join(project, 'node_modules/@weir'), { recursive: true });
+    await symlink(join(repoRoot, 'generated/sdk'), join(project, 'node_modules/@weir/sdk'), 'dir');
+    await writeFile(join(project, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+    await writeFile(
+      join(project, 'client.js'),
+      `import { WeirClient, WeirProblemError } from '@weir/sdk';
+const weir = new WeirClient({ baseUrl: process.argv[2] });
+const health = await weir.getHealth();
+const err = await weir.getDataset({ params: { datasetId: 'ds_01J9ZK3M5X8Q2V7N4B' } }).catch((e) => e);
+console.log(JSON.stringify({ health: health.status, problem: err instanceof WeirProblemError ? err.status : String(err) }));
+`,
+    );
+    const { stdout } = await run(process.execPath, [join(project, 'client.js'), server.url], { cwd: project });
+    expect(JSON.parse(stdout)).toEqual({ health: 'ok', problem: 501 });
+  }, 60_000);
+
+  it('shuts down gracefully on SIGTERM', async () => {
+    const code = await server.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(server.logs.map((l) => l.msg)).toEqual(expect.arrayContaining([expect.stringContaining('shutting down'), 'shutdown complete']));
+  });
+});
