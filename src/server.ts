@@ -43,13 +43,16 @@ export async function listen(app: WeirApp, config: Config, logger: Logger): Prom
     (stopping ??= (async () => {
       logger.info({ reason, inFlight: sockets.size }, 'shutting down: no new connections, draining in-flight requests');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections become idle as their last response ends; close each one then.
       server.closeIdleConnections();
+      const sweeper = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => {
         logger.warn({ timeoutMs: config.http.shutdownTimeoutMs }, 'drain timed out; closing remaining connections');
         server.closeAllConnections();
       }, config.http.shutdownTimeoutMs);
       await closed;
       clearTimeout(timer);
+      clearInterval(sweeper);
       await app.weir.close();
       logger.info('shutdown complete');
     })());
