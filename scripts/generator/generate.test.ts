@@ -114,13 +114,16 @@ describe('reading the spec', () => {
   });
 
   it('refuses unknown and malformed x-weir extensions', () => {
-    expect(problems(withOp({ 'x-weir-authz': { resource: 'x' } }))).toEqual([expect.stringContaining('x-weir-authz.action')]);
-    expect(problems(withOp({ 'x-weir-ratelimit': { policy: 'a' } }))).toEqual([expect.stringContaining('unknown extension x-weir-ratelimit')]);
+    expect(problems(withOp({ security: [], 'x-weir-authz': { resource: 'x' } }))).toEqual([expect.stringContaining('x-weir-authz.action')]);
+    expect(problems(withOp({ security: [], 'x-weir-ratelimit': { policy: 'a' } }))).toEqual([expect.stringContaining('unknown extension x-weir-ratelimit')]);
     expect(problems(withOp({ 'x-weir-authz': { resource: 'x', action: 'read', id: 'nope' } }))).toEqual([expect.stringContaining('not a path parameter')]);
   });
 
-  it('refuses a deprecation without its date and an unknown security scheme', () => {
-    expect(problems(withOp({ deprecated: true }))).toEqual([expect.stringContaining('x-weir-deprecated-at')]);
-    expect(problems(withOp({ security: [{ nope: [] }] }))).toEqual([expect.stringContaining('unknown security scheme nope')]);
+  it('refuses a deprecation without its date, an unknown security scheme, and a protected operation without x-weir-authz', () => {
+    const authz = { 'x-weir-authz': { resource: 'x', action: 'read', id: 'id' } };
+    expect(problems(withOp({ ...authz, deprecated: true }))).toEqual([expect.stringContaining('x-weir-deprecated-at')]);
+    expect(problems(withOp({ ...authz, security: [{ nope: [] }] }))).toEqual([expect.stringContaining('unknown security scheme nope')]);
+    expect(problems(withOp({ security: [{ bearerAuth: [] }] }))).toEqual([expect.stringContaining('has no x-weir-authz')]);
+    expect(problems(withOp({ security: [] }))).toEqual([]);
   });
 });

@@ -102,6 +102,10 @@ export function readSpec(doc: Json): SpecModel {
         const bare = name.slice(1, -1);
         if (!params.path.some((p) => p.name === bare)) problems.push(`${operationId}: path parameter ${bare} is not declared`);
       }
+      const security = op.security ? toSecurity(op.security) : rootSecurity;
+      if (security.length > 0 && !ext.value.authz) {
+        problems.push(`${operationId}: requires authentication but has no x-weir-authz, so authorization would be skipped`);
+      }
       if (ext.value.authz?.id && !params.path.some((p) => p.name === ext.value.authz?.id)) {
         problems.push(`${operationId}: x-weir-authz.id names ${ext.value.authz.id}, which is not a path parameter`);
       }
@@ -128,7 +132,7 @@ export function readSpec(doc: Json): SpecModel {
         tags: op.tags ?? [],
         summary: op.summary ?? '',
         deprecated: Boolean(op.deprecated),
-        security: op.security ? toSecurity(op.security) : rootSecurity,
+        security,
         extensions: ext.value,
         params,
         requestBody: body
