@@ -9,6 +9,8 @@ import { coerceValue, isIsoDate, isTimeZone } from './values.js';
 export interface CompileOptions {
   /** The most rows a page may hold (config). */
   maxLimit?: number;
+  /** For an export: every matching row (or the body's `limit`), no page offset, no tie-breaking sort. */
+  export?: boolean;
 }
 
 interface Output {
@@ -81,7 +83,7 @@ export function compileQuery(req: QueryRequest, dataset: QueryableDataset, view:
     orderBy.push(`${sql} ${o.direction === 'desc' ? 'DESC' : 'ASC'}`);
   });
   // Every result column as a tie-breaker, so pages don't overlap or skip rows.
-  for (const o of outputs) orderBy.push(`${quoteIdent(o.alias)} ASC`);
+  if (!options.export) for (const o of outputs) orderBy.push(`${quoteIdent(o.alias)} ASC`);
 
   const maxLimit = options.maxLimit ?? 100_000;
   const limit = Math.min(req.limit ?? 1000, maxLimit);
@@ -100,9 +102,16 @@ export function compileQuery(req: QueryRequest, dataset: QueryableDataset, view:
   const groupSql = groupBy.length ? ` GROUP BY ${groupBy.join(', ')}` : '';
   const select = outputs.map((o) => `${o.sql} AS ${quoteIdent(o.alias)}`).join(', ');
   const from = `${dataset.table}${whereSql}${groupSql}`;
+  const orderSql = orderBy.length ? ` ORDER BY ${orderBy.join(', ')}` : '';
+  const page = options.export ? (req.limit !== undefined ? ` LIMIT ${req.limit}` : '') : ` LIMIT ${limit} OFFSET ${offset}`;
+  const sql = `SELECT ${select} FROM ${from}${orderSql}${page}`;
   return {
-    sql: `SELECT ${select} FROM ${from} ORDER BY ${orderBy.join(', ')} LIMIT ${limit} OFFSET ${offset}`,
-    countSql: aggregate ? `SELECT count() AS total FROM (SELECT ${select} FROM ${from})` : `SELECT count() AS total FROM ${from}`,
+    sql,
+    countSql: options.export
+      ? `SELECT count() AS total FROM (${sql})`
+      : aggregate
+        ? `SELECT count() AS total FROM (SELECT ${select} FROM ${from})`
+        : `SELECT count() AS total FROM ${from}`,
     params: params_,
     columns: outputs.map((o) => ({ name: o.alias, type: o.type })),
     limit,
