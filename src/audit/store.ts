@@ -1,0 +1,144 @@
+import type { MetadataStore, Queryable } from '../stores/index.js';
+import { linkEvents } from './chain.js';
+import type { AuditEvent, PendingAuditEvent } from './event.js';
+
+const COLUMNS = [
+  'tenant', 'seq', 'id', 'time', 'request_id', 'principal', 'auth_method', 'operation_id', 'action', 'resource_type',
+  'resource_ids', 'outcome', 'status', 'rows_affected', 'client_ip', 'user_agent', 'captured', 'hash', 'prev_hash',
+] as const;
+const ROWS_PER_INSERT = 1000;
+
+export interface AuditFilter {
+  tenant: string;
+  from?: string;
+  to?: string;
+  principal?: string;
+  operationId?: string;
+  outcome?: AuditEvent['outcome'];
+  /** Events after this seq. */
+  afterSeq?: number;
+  limit: number;
+}
+
+/** The audit_events table (migration 0010): appends chained batches, reads pages back. */
+export class AuditStore {
+  constructor(private readonly db: MetadataStore) {}
+
+  /**
+   * Appends events in one transaction. Each tenant's chain head is read under a per-tenant advisory
+   * lock, so gateway processes sharing the database extend the chain one at a time, without gaps.
+   */
+  async append(pending: PendingAuditEvent[]): Promise<AuditEvent[]> {
+    const byTenant = new Map<string, PendingAuditEvent[]>();
+    for (const e of pending) {
+      const list = byTenant.get(e.tenant);
+      if (list) list.push(e);
+      else byTenant.set(e.tenant, [e]);
+    }
+    // Locks taken in one order by everyone, so two batches can't deadlock.
+    const tenants = [...byTenant.keys()].sort();
+    return this.db.transaction(async (tx) => {
+      const written: AuditEvent[] = [];
+      for (const tenant of tenants) {
+        await tx.query(`SELECT pg_advisory_xact_lock(hashtext('weir_audit:' || current_schema() || ':' || $1))`, [tenant]);
+        const head = await tx.query<{ seq: string; hash: string }>(
+          'SELECT seq, hash FROM audit_events WHERE tenant = $1 ORDER BY seq DESC LIMIT 1',
+          [tenant],
+        );
+        const row = head.rows[0];
+        const events = linkEvents(row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: null }, byTenant.get(tenant)!);
+        for (let i = 0; i < events.length; i += ROWS_PER_INSERT) await insert(tx, events.slice(i, i + ROWS_PER_INSERT));
+        written.push(...events);
+      }
+      return written;
+    });
+  }
+
+  /** One page in seq order; `limit + 1` rows are read so the caller knows whether there is more. */
+  async list(f: AuditFilter): Promise<AuditEvent[]> {
+    const where = ['tenant = $1'];
+    const params: unknown[] = [f.tenant];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (f.from) add('time >= ?', f.from);
+    if (f.to) add('time < ?', f.to);
+    if (f.principal) add('principal = ?', f.principal);
+    if (f.operationId) add('operation_id = ?', f.operationId);
+    if (f.outcome) add('outcome = ?', f.outcome);
+    if (f.afterSeq !== undefined) add('seq > ?', f.afterSeq);
+    params.push(f.limit + 1);
+    const res = await this.db.query<StoredRow>(
+      `SELECT ${COLUMNS.join(', ')} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT $${params.length}`,
+      params,
+    );
+    return res.rows.map(fromRow);
+  }
+
+  async tenants(): Promise<string[]> {
+    return (await this.db.query<{ tenant: string }>('SELECT DISTINCT tenant FROM audit_events ORDER BY tenant', [])).rows.map((r) => r.tenant);
+  }
+}
+
+async function insert(tx: Queryable, events: AuditEvent[]): Promise<void> {
+  const params: unknown[] = [];
+  const tuples = events.map((e) => {
+    const values = [
+      e.tenant, e.seq, e.id, e.time, e.request_id, e.principal, e.auth_method, e.operation_id, e.action, e.resource_type,
+      JSON.stringify(e.resource_ids), e.outcome, e.status, e.rows_affected, e.client_ip, e.user_agent, JSON.stringify(e.captured),
+      e.hash, e.prev_hash,
+    ];
+    const start = params.length;
+    params.push(...values);
+    return `(${values.map((_, i) => `$${start + i + 1}`).join(', ')})`;
+  });
+  await tx.query(`INSERT INTO audit_events (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
+}
+
+export interface StoredRow {
+  tenant: string;
+  seq: string | number;
+  id: string;
+  time: Date | string;
+  request_id: string;
+  principal: string | null;
+  auth_method: AuditEvent['auth_method'];
+  operation_id: string;
+  action: string;
+  resource_type: string | null;
+  resource_ids: Record<string, string> | string;
+  outcome: AuditEvent['outcome'];
+  status: number;
+  rows_affected: string | number | null;
+  client_ip: string;
+  user_agent: string | null;
+  captured: Record<string, unknown> | string;
+  hash: string;
+  prev_hash: string | null;
+}
+
+/** A row as the event it was hashed as (bigints back to numbers, jsonb to objects, the time to ISO 8601). */
+export function fromRow(r: StoredRow): AuditEvent {
+  return {
+    seq: Number(r.seq),
+    id: r.id,
+    time: new Date(r.time).toISOString(),
+    request_id: r.request_id,
+    tenant: r.tenant,
+    principal: r.principal,
+    auth_method: r.auth_method,
+    operation_id: r.operation_id,
+    action: r.action,
+    resource_type: r.resource_type,
+    resource_ids: typeof r.resource_ids === 'string' ? JSON.parse(r.resource_ids) : r.resource_ids,
+    outcome: r.outcome,
+    status: Number(r.status),
+    rows_affected: r.rows_affected === null ? null : Number(r.rows_affected),
+    client_ip: r.client_ip,
+    user_agent: r.user_agent,
+    captured: typeof r.captured === 'string' ? JSON.parse(r.captured) : r.captured,
+    hash: r.hash,
+    prev_hash: r.prev_hash,
+  };
+}
