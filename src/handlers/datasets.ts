@@ -1,0 +1,56 @@
+import { notImplemented, type Handler } from '../../generated/handlers.js';
+import { requirePrincipal } from '../datasets/principal.js';
+import { presentDataset, presentVersion } from '../datasets/present.js';
+import type { DatasetInput, DatasetService } from '../datasets/service.js';
+
+export interface DatasetsDeps {
+  datasets: DatasetService;
+}
+
+const flag = (v: unknown) => v === true || v === 'true';
+const limitOf = (v: unknown) => Math.min(1000, Math.max(1, Number(v ?? 50) || 50));
+const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+
+type DatasetOps = 'createDataset' | 'listDatasets' | 'getDataset' | 'updateDataset' | 'deleteDataset' | 'listDatasetVersions';
+
+export function datasetsHandlers(deps: DatasetsDeps | undefined): { [K in DatasetOps]: Handler<K> | typeof notImplemented } {
+  if (!deps) {
+    return { createDataset: notImplemented, listDatasets: notImplemented, getDataset: notImplemented, updateDataset: notImplemented, deleteDataset: notImplemented, listDatasetVersions: notImplemented };
+  }
+  const { datasets } = deps;
+  return {
+    createDataset: async ({ req, body }) => {
+      const record = await datasets.create(requirePrincipal(req), body as DatasetInput);
+      return { status: 201, headers: { Location: `/v1/datasets/${record.id}` }, body: presentDataset(record) as never };
+    },
+    listDatasets: async ({ req, query }) => {
+      const page = await datasets.list(requirePrincipal(req).tenant, {
+        cursor: text(query.cursor),
+        limit: limitOf(query.limit),
+        q: text(query.q),
+        includeDeleted: flag(query.include_deleted),
+      });
+      return { status: 200, body: { items: page.items.map(presentDataset) as never, next_cursor: page.next_cursor } };
+    },
+    getDataset: async ({ req, params }) => ({
+      status: 200,
+      body: presentDataset(await datasets.get(requirePrincipal(req).tenant, params.datasetId)) as never,
+    }),
+    updateDataset: async ({ req, params, body }) => {
+      const result = await datasets.update(requirePrincipal(req), params.datasetId, body as DatasetInput & { new_major_version?: boolean });
+      return {
+        status: 200,
+        body: { dataset: presentDataset(result.dataset), version: presentVersion(result.version), version_created: result.created } as never,
+      };
+    },
+    deleteDataset: async ({ req, params, query }) => {
+      const purge = flag(query.purge);
+      const record = await datasets.remove(requirePrincipal(req), params.datasetId, purge);
+      return purge ? { status: 202, body: presentDataset(record) as never } : { status: 200, body: presentDataset(record) as never };
+    },
+    listDatasetVersions: async ({ req, params, query }) => {
+      const page = await datasets.versions(requirePrincipal(req).tenant, params.datasetId, { cursor: text(query.cursor), limit: limitOf(query.limit) });
+      return { status: 200, body: { items: page.items.map(presentVersion) as never, next_cursor: page.next_cursor } };
+    },
+  };
+}
