@@ -1,0 +1,152 @@
+/**
+ * `npx tsx bench/collect-throughput.ts`: single-hit POST /collect through the whole gateway against
+ * a bare Express endpoint taking the same body, in one run. Each side runs in its own process; this
+ * process drives them in turns over N keep-alive connections (closed loop, bounded in time, best of
+ * two rounds) and prints req/s, p50/p99 and the ratio. Afterwards the gateway counts the hits it
+ * stored: every acknowledged (200) hit must be there. Uses the local test PostgreSQL and Redis when
+ * reachable (BENCH_DATABASE_URL / BENCH_REDIS_URL override them), else embedded PGlite and
+ * in-process state; chDB unless BENCH_CLICKHOUSE_URL. BENCH_WITHOUT=audit leaves plugins out.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = 2;
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+
+async function reachable(url: string): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = connect({ host: u.hostname, port: Number(u.port) }, () => (s.end(), resolve(true)));
+    s.setTimeout(1000, () => (s.destroy(), resolve(false)));
+    s.on('error', () => resolve(false));
+  });
+}
+
+interface Side { url: string; trackingId: string; child: ChildProcess; agent: Agent; lines: string[] }
+
+async function start(mode: 'bare' | 'full', env: Record<string, string>): Promise<Side> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/collect-server.ts'), mode], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  const [url, trackingId] = await new Promise<[string, string]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${mode} server did not start`)), 90_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line);
+      if (line.startsWith('listening ')) {
+        clearTimeout(timer);
+        const [, u, t] = line.split(' ');
+        resolve([u!, t!]);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+  return { url, trackingId, child, agent: new Agent({ keepAlive: true, maxSockets: CONNECTIONS }), lines };
+}
+
+/** One hit as an analytics.js-style JSON body; a new client id each time, as real traffic has. */
+function post(side: Side): Promise<number> {
+  const body = JSON.stringify({ v: '1', tid: side.trackingId, cid: randomUUID(), t: 'pageview', dh: 'bench.example', dp: '/products/kettle', dt: 'Kettle', dr: 'https://www.google.com/' });
+  return new Promise((resolve, reject) => {
+    const req = request(`${side.url}/collect`, { method: 'POST', agent: side.agent, headers: { 'content-type': 'application/json', 'user-agent': UA, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface Result { rps: number; p50: number; p99: number; ok: number; other: number }
+
+async function load(side: Side, seconds: number): Promise<Result> {
+  const latencies: number[] = [];
+  let ok = 0;
+  let other = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      const status = await post(side);
+      latencies.push(performance.now() - t);
+      if (status === 200) ok++;
+      else other++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return { rps: ok / elapsed, p50: pct(0.5), p99: pct(0.99), ok, other };
+}
+
+const fmt = (r: Result) => `${r.rps.toFixed(0).padStart(6)} acknowledged hits/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.ok} ok, ${r.other} other)`;
+
+async function main(): Promise<void> {
+  const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const [pgUp, redisUp] = await Promise.all([reachable(databaseUrl), reachable(redisUrl)]);
+  const schema = `weir_bench_collect_${process.pid}`;
+  const dataDirs = ['bare', 'full'].map((m) => mkdtempSync(path.join(os.tmpdir(), `weir-bench-collect-${m}-`)));
+  const env = (i: number): Record<string, string> => ({
+    DATA_DIR: dataDirs[i]!,
+    DATABASE_SCHEMA: schema,
+    CLICKHOUSE_DATABASE: `weir_bench_collect_${process.pid}`,
+    REDIS_KEY_PREFIX: `weir:bench:collect:${process.pid}:`,
+    // The limiter still runs on every hit; it just never refuses one here.
+    RATE_LIMIT_POLICIES: JSON.stringify({ tracking: { burst: 1_000_000_000, rate: 1_000_000 } }),
+    ...(pgUp && { DATABASE_URL: databaseUrl }),
+    ...(redisUp && { REDIS_URL: redisUrl }),
+    ...(process.env.BENCH_CLICKHOUSE_URL && { CLICKHOUSE_URL: process.env.BENCH_CLICKHOUSE_URL }),
+  });
+  const stores = `${pgUp ? 'PostgreSQL' : 'PGlite'} (websites, audit), ${redisUp ? 'Redis' : 'in-process'} (sessions, rate limits), ${process.env.BENCH_CLICKHOUSE_URL ? 'ClickHouse' : 'chDB'} (hits)`;
+  console.log(`stores: ${stores}; ${CONNECTIONS} keep-alive connections, ${SECONDS} s per measurement, ${os.cpus().length} CPUs${process.env.BENCH_WITHOUT ? `; without ${process.env.BENCH_WITHOUT}` : ''}`);
+  const bare = await start('bare', env(0));
+  const full = await start('full', env(1));
+  let acknowledged = 0;
+  try {
+    for (const side of [bare, full]) acknowledged += (await load(side, 1)).ok * (side === full ? 1 : 0); // warm-up
+    const runs: Record<'bare' | 'full', Result[]> = { bare: [], full: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      runs.bare.push(await load(bare, SECONDS));
+      const f = await load(full, SECONDS);
+      acknowledged += f.ok;
+      runs.full.push(f);
+    }
+    const best = (rs: Result[]) => rs.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const [b, f] = [best(runs.bare), best(runs.full)];
+    console.log(`\nsingle-hit POST /collect (closed loop, best of ${ROUNDS})`);
+    console.log(`  bare Express  ${fmt(b)}`);
+    console.log(`  gateway       ${fmt(f)}`);
+    console.log(`  ratio gateway/bare: ${((f.rps / b.rps) * 100).toFixed(1)}%  (target >= 70%)`);
+  } finally {
+    const exited = (s: Side) => new Promise((r) => (s.child.once('exit', r), s.child.kill('SIGTERM')));
+    await Promise.all([exited(bare), exited(full)]);
+    for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+    if (pgUp) {
+      const c = new pg.Client({ connectionString: databaseUrl });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await c.end();
+    }
+  }
+  const stored = Number(full.lines.find((l) => l.startsWith('stored '))?.slice(7) ?? NaN);
+  console.log(`\ndurability: ${acknowledged} hits acknowledged, ${stored} stored ${stored === acknowledged ? '(all of them)' : '(MISMATCH)'}`);
+  if (stored !== acknowledged) process.exitCode = 1;
+}
+
+await main();

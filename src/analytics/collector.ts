@@ -1,0 +1,213 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { SharedState } from '../stores/index.js';
+import type { CountryLookup } from './geo.js';
+import type { GroupCommitter } from './group-commit.js';
+import { parseHit, type MpHit } from './hit.js';
+import { hostnameAllowed } from './hostnames.js';
+import type { SessionHit, SessionTracker } from './sessions.js';
+import type { TrackingDirectory } from './tracking-directory.js';
+import { trafficSource } from './traffic-source.js';
+import { isBotUserAgent, parseUserAgent } from './user-agent.js';
+import { sessionRow, type HitRow, type SessionRow } from './warehouse-tables.js';
+
+export type DropReason = 'unknown_tracking_id' | 'hostname_not_allowed' | 'bot' | 'invalid_hit' | 'hit_too_large' | 'too_old';
+export interface TrackingError {
+  index: number;
+  reason: DropReason;
+  detail: string;
+}
+
+/** Where a request came from. The IP is only read for the country lookup and the no-cid fallback. */
+export interface HitOrigin {
+  ip: string;
+  userAgent: string;
+  /** A trusted proxy's country header (e.g. CF-IPCountry), when configured. */
+  country?: string;
+}
+
+/** One hit of a request: its parameters, or why it was refused before parsing (too large). */
+export type HitInput = { index: number; params: Record<string, unknown> } | { index: number; error: TrackingError };
+
+export interface CollectorOptions {
+  directory: TrackingDirectory;
+  sessions: SessionTracker;
+  committer: GroupCommitter;
+  shared: SharedState;
+  countryOf: CountryLookup;
+  now?: () => number;
+  /** Called once a website's hits are committed (realtime pushes on change). */
+  onRecorded?: (websiteId: string) => void;
+}
+
+const MAX_AGE_MS = 4 * 3600 * 1000;
+const MAX_FUTURE_MS = 5 * 60 * 1000;
+
+const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
+/** 64 bits of a hash, as the decimal text of a UInt64: distinct counts over integers are several times faster than over strings. */
+const visitorKey = (text: string) => createHash('sha256').update(text).digest().readBigUInt64BE(0).toString();
+
+function urlParts(location: string | undefined): { path?: string; host?: string } {
+  if (!location) return {};
+  try {
+    const u = new URL(location);
+    return { path: u.pathname + u.search, host: u.hostname };
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The tracking pipeline: check, enrich (device, browser, OS, country; bots dropped), place in a
+ * session, match goals, and commit through the group committer. Hits that can't be recorded are
+ * reported with a reason, never thrown; only a full queue or a failed insert throws (503).
+ */
+export class Collector {
+  readonly #now: () => number;
+  #salt?: { day: string; value: Promise<string> };
+
+  constructor(private readonly o: CollectorOptions) {
+    this.#now = o.now ?? Date.now;
+  }
+
+  async collect(inputs: HitInput[], origin: HitOrigin): Promise<{ received: number; errors: TrackingError[] }> {
+    const errors: TrackingError[] = [];
+    const hits: HitRow[] = [];
+    const sessions: SessionRow[] = [];
+    const visitors: Array<{ websiteId: string; visitor: string }> = [];
+    const receivedAt = this.#now();
+    // In order, so one visitor's hits in a batch build their session in sequence.
+    for (const input of inputs) {
+      if ('error' in input) {
+        errors.push(input.error);
+        continue;
+      }
+      const outcome = await this.#prepare(input.index, input.params, origin, receivedAt);
+      if ('reason' in outcome) {
+        errors.push(outcome);
+        continue;
+      }
+      hits.push(outcome.hit);
+      sessions.push(...outcome.sessions);
+      visitors.push({ websiteId: outcome.hit.website_id, visitor: outcome.hit.visitor });
+    }
+    if (hits.length) {
+      try {
+        await this.o.committer.write(hits, sessions);
+      } catch (err) {
+        await Promise.all(visitors.map((v) => this.o.sessions.forget(v.websiteId, v.visitor)));
+        throw err;
+      }
+      for (const websiteId of new Set(hits.map((h) => h.website_id))) this.o.onRecorded?.(websiteId);
+    }
+    return { received: hits.length, errors: errors.sort((a, b) => a.index - b.index) };
+  }
+
+  async #prepare(index: number, params: Record<string, unknown>, origin: HitOrigin, receivedAt: number): Promise<TrackingError | { hit: HitRow; sessions: SessionRow[] }> {
+    const drop = (reason: DropReason, detail: string): TrackingError => ({ index, reason, detail });
+    if (params.cid === undefined && params.uid === undefined && params.__derive_cid) {
+      params = { ...params, cid: await this.#derivedClientId(origin, String(params.tid)) };
+    }
+    const parsed = parseHit(params);
+    if (!parsed.ok) return drop('invalid_hit', parsed.detail);
+    const hit = parsed.hit;
+    const tracked = await this.o.directory.lookup(hit.tid);
+    if (!tracked) return drop('unknown_tracking_id', `No website has tracking id ${hit.tid}.`);
+    const { website, goals } = tracked;
+    const userAgent = hit.ua ?? origin.userAgent;
+    if (isBotUserAgent(userAgent)) return drop('bot', 'The user agent is a known bot or crawler.');
+    const location = urlParts(hit.dl);
+    const hostname = (hit.dh ?? location.host ?? '').toLowerCase();
+    if (!hostnameAllowed(hostname, website.allowedHostnames)) {
+      return drop('hostname_not_allowed', `Host name ${hostname} is not allowed for this website.`);
+    }
+    const time = hit.timestamp ?? receivedAt - (hit.qt ?? 0);
+    if (receivedAt - time > MAX_AGE_MS) return drop('too_old', 'The hit happened more than 4 hours ago.');
+    if (time - receivedAt > MAX_FUTURE_MS) return drop('invalid_hit', 'The hit is dated more than 5 minutes in the future.');
+
+    const device = parseUserAgent(userAgent);
+    const country = origin.country ?? this.o.countryOf(hit.uip ?? origin.ip);
+    const ownHosts = [website.domain, ...website.allowedHostnames];
+    const traffic = trafficSource(hit, (host) => host === hostname || matchesOwn(host, ownHosts));
+    const page = hit.dp ?? location.path ?? '/';
+    const visitor = visitorKey(`${website.id}:${hit.uid ? `u:${hit.uid}` : `c:${hit.cid}`}`);
+    const sessionHit: SessionHit = {
+      time,
+      hitType: hit.t,
+      interaction: !hit.ni,
+      page,
+      hostname,
+      referrer: hit.dr ?? '',
+      traffic,
+      country,
+      deviceType: device.deviceType,
+      browser: device.browser,
+      os: device.os,
+      eventCategory: hit.ec ?? '',
+      eventAction: hit.ea ?? '',
+      eventLabel: hit.el ?? '',
+    };
+    const step = await this.o.sessions.apply(website.id, visitor, website.timezone, sessionHit, goals);
+    const session = step.current;
+    const current = sessionRow(website.id, visitor, session, 1);
+    const sessions = step.previous ? [sessionRow(website.id, visitor, step.previous, -1), current] : [current];
+    return { hit: hitRow(website.id, visitor, hit, sessionHit, step), sessions };
+  }
+
+  /** For JSON batch events without any id: a pseudonymous id from IP and user agent, salted per day, so the visitor counts for that day only. */
+  async #derivedClientId(origin: HitOrigin, trackingId: string): Promise<string> {
+    const day = new Date(this.#now()).toISOString().slice(0, 10);
+    if (this.#salt?.day !== day) {
+      const key = `an:salt:${day}`;
+      const value = this.o.shared
+        .setIfAbsent(key, randomBytes(16).toString('hex'), 48 * 3600 * 1000)
+        .then(() => this.o.shared.get(key))
+        .then((v) => v ?? randomBytes(16).toString('hex'));
+      this.#salt = { day, value };
+    }
+    return `d.${hash(`${await this.#salt.value}:${trackingId}:${origin.ip}:${origin.userAgent}`)}`;
+  }
+}
+
+function matchesOwn(host: string, ownHosts: string[]): boolean {
+  return ownHosts.some((own) => {
+    const o = own.toLowerCase();
+    return o.startsWith('*.') ? host.endsWith(o.slice(1)) : host === o || host === `www.${o}`;
+  });
+}
+
+function hitRow(websiteId: string, visitor: string, hit: MpHit, s: SessionHit, step: { current: { id: string; newVisitor: boolean; traffic: SessionHit['traffic'] }; hitNumber: number; completedGoals: string[] }): HitRow {
+  const traffic = step.current.traffic;
+  return {
+    website_id: websiteId,
+    time: new Date(s.time).toISOString(),
+    hit_type: hit.t,
+    visitor,
+    client_id: hit.cid ? hash(`${websiteId}:c:${hit.cid}`) : '',
+    user_id: hit.uid ?? '',
+    session_id: step.current.id,
+    session_hit_number: step.hitNumber,
+    is_new_visitor: step.current.newVisitor ? 1 : 0,
+    is_interaction: s.interaction ? 1 : 0,
+    page: s.page,
+    hostname: s.hostname,
+    title: hit.dt ?? '',
+    referrer: s.referrer,
+    // A hit belongs to its session's acquisition, as in GA: later internal hits keep the entry source.
+    source: traffic.source,
+    medium: traffic.medium,
+    campaign: traffic.campaign,
+    keyword: traffic.keyword,
+    content: traffic.content,
+    event_category: s.eventCategory,
+    event_action: s.eventAction,
+    event_label: s.eventLabel,
+    event_value: hit.ev ?? null,
+    country: s.country,
+    device_type: s.deviceType,
+    browser: s.browser,
+    os: s.os,
+    language: hit.ul ?? '',
+    screen_resolution: hit.sr ?? '',
+    goal_ids: step.completedGoals,
+  };
+}

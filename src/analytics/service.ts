@@ -1,0 +1,100 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Principal } from '../gateway/request-types.js';
+import type { Stores } from '../stores/index.js';
+import { Collector } from './collector.js';
+import { openCountryLookup, type CountryLookup } from './geo.js';
+import { GroupCommitter } from './group-commit.js';
+import { RealtimeHub, type TokenAuthenticator } from './realtime-hub.js';
+import { SessionTracker } from './sessions.js';
+import { TrackingDirectory } from './tracking-directory.js';
+import { createAnalyticsTables, deleteWebsiteData } from './warehouse-tables.js';
+import { WebsiteRepository, type Website } from './websites.js';
+import type { UpgradeHandler } from '../datasets/services.js';
+
+export interface AnalyticsOptions {
+  /** The clock hits are dated and checked against (tests move it). */
+  now?: () => number;
+  /** Turns a WebSocket subscription's token into a principal; without it subscriptions are refused. */
+  authenticate?: TokenAuthenticator;
+  countryOf?: CountryLookup;
+}
+
+/** The web-analytics capability of one app: websites and goals, tracking, reports and realtime. */
+export interface AnalyticsServices {
+  websites: WebsiteRepository;
+  directory: TrackingDirectory;
+  collector: Collector;
+  realtime: RealtimeHub;
+  stores: Stores;
+  config: Config['analytics'];
+  now(): number;
+  /** Deletes a website (its tracking id stops at once) and its warehouse data in the background. */
+  deleteWebsite(principal: Principal, websiteId: string): Promise<void>;
+  /** Resolver for authorization: the website's tenant, or undefined when there is none. */
+  resolveWebsite(id: string): Promise<{ tenant: string } | undefined>;
+  upgradeHandler: UpgradeHandler;
+  close(): Promise<void>;
+}
+
+export async function createAnalyticsServices(
+  { config, stores, logger }: { config: Config; stores: Stores; logger: Logger },
+  options: AnalyticsOptions = {},
+): Promise<AnalyticsServices> {
+  const log = logger.child({ component: 'analytics' });
+  const now = options.now ?? Date.now;
+  await createAnalyticsTables(stores.warehouse);
+  const websites = new WebsiteRepository(stores.metadata);
+  const directory = new TrackingDirectory(websites, stores.shared, config.analytics.siteCacheMs, log);
+  await directory.start();
+  const committer = new GroupCommitter(stores.warehouse, { maxQueuedRows: config.analytics.maxQueuedHits * 3, maxBatchRows: 20_000 });
+  const realtime = new RealtimeHub({
+    warehouse: stores.warehouse,
+    shared: stores.shared,
+    websites,
+    authenticate: options.authenticate,
+    intervalMs: config.analytics.realtimeIntervalMs,
+    maxBufferedBytes: config.analytics.wsMaxBufferedBytes,
+    now,
+    logger: log,
+  });
+  await realtime.start();
+  const collector = new Collector({
+    directory,
+    sessions: new SessionTracker(stores.shared),
+    committer,
+    shared: stores.shared,
+    countryOf: options.countryOf ?? openCountryLookup(config.analytics.geoipDb),
+    now,
+    onRecorded: (websiteId) => realtime.changed(websiteId),
+  });
+  const pendingDeletes = new Set<Promise<void>>();
+  return {
+    websites,
+    directory,
+    collector,
+    realtime,
+    stores,
+    config: config.analytics,
+    now,
+    async deleteWebsite(principal, websiteId) {
+      const website: Website = await websites.remove(principal.tenant, websiteId);
+      await directory.changed(website.trackingId);
+      const deleting = deleteWebsiteData(stores.warehouse, website.id)
+        .catch((err: unknown) => log.error({ err, websiteId }, 'analytics: deleting a website\'s hits failed'))
+        .finally(() => pendingDeletes.delete(deleting));
+      pendingDeletes.add(deleting);
+    },
+    async resolveWebsite(id) {
+      const website = await websites.findById(id);
+      return website && { tenant: website.tenant };
+    },
+    upgradeHandler: (req, socket, head) => realtime.handleUpgrade(req, socket, head),
+    async close() {
+      await realtime.close();
+      await committer.close();
+      await directory.close();
+      await Promise.all(pendingDeletes);
+    },
+  };
+}
