@@ -19,7 +19,7 @@ export interface OperationInfo {
   /** x-weir-rate-limit */
   readonly rateLimit?: { readonly policy: string; readonly cost?: number | 'rows' };
   /** x-weir-audit */
-  readonly audit?: { readonly capture?: readonly string[]; readonly event?: string };
+  readonly audit?: { readonly capture?: readonly string[]; readonly event?: string; readonly client_ip?: 'full' | 'anonymized' };
   /** x-weir-require-mfa */
   readonly requireMfa?: true;
   /** x-weir-body */
@@ -150,6 +150,9 @@ export const operations = {
     "rateLimit": {
       "policy": "tracking"
     },
+    "audit": {
+      "client_ip": "anonymized"
+    },
     "body": {
       "limit": "16kb"
     },
@@ -190,6 +193,9 @@ export const operations = {
     "security": [],
     "rateLimit": {
       "policy": "tracking"
+    },
+    "audit": {
+      "client_ip": "anonymized"
     },
     "body": {
       "limit": "8kb"
@@ -232,6 +238,9 @@ export const operations = {
     "security": [],
     "rateLimit": {
       "policy": "tracking"
+    },
+    "audit": {
+      "client_ip": "anonymized"
     },
     "pathParams": [],
     "requestContentTypes": [],

@@ -15,6 +15,16 @@ import type { AnyPlugin, PluginDeps } from './gateway/plugin.js';
 import './gateway/request-types.js';
 import { createHandlers } from './handlers/index.js';
 import { createLogger } from './logger.js';
+import { createDataServices, type UpgradeHandler } from './datasets/services.js';
+import { createAnalyticsServices, type AnalyticsOptions } from './analytics/service.js';
+import { tokenAuthenticator } from './analytics/token-auth.js';
+import { createAuditLog } from './audit/index.js';
+import { openAccessControl, type ResourceResolver } from './authz/index.js';
+import { apiKeyOwner } from './identity/api-keys.js';
+import { bootstrapIfEmpty } from './identity/bootstrap.js';
+import { openIdentity } from './identity/index.js';
+import { createGatewayMetrics } from './observability/metrics.js';
+import { recordProblem } from './observability/problem-recorder.js';
 import { openStores, type Stores } from './stores/index.js';
 
 export interface AppOverrides {
@@ -27,11 +37,17 @@ export interface AppOverrides {
   pluginOptions?: Record<string, unknown>;
   operations?: readonly OperationInfo[];
   spec?: Record<string, unknown>;
+  /** Resource owners for authorization by resource type, replacing those the app registers (tests, fixtures). */
+  resourceResolvers?: Record<string, ResourceResolver>;
+  /** Web-analytics options (a test clock, a token authenticator for the realtime WebSocket). */
+  analytics?: AnalyticsOptions;
 }
 
 export interface WeirApp extends Express {
   weir: {
     deps: PluginDeps;
+    /** WebSocket endpoints: whoever listens hands each HTTP 'upgrade' to these, in order (see attachUpgrades). */
+    upgradeHandlers: UpgradeHandler[];
     /** Closes the plugins (flushing their buffers) and the stores this app opened. Idempotent. */
     close(): Promise<void>;
   };
@@ -41,17 +57,34 @@ export interface WeirApp extends Express {
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<WeirApp> {
   const logger = overrides.logger ?? createLogger(config);
   const stores = overrides.stores ?? (await openStores(storeConfig(config), logger));
-  const deps: PluginDeps = { config, stores, logger, spec: overrides.spec ?? (spec as Record<string, unknown>) };
+  const metrics = createGatewayMetrics(stores);
+  const audit = createAuditLog({ metadata: stores.metadata, config, metrics, logger });
+  const identity = await openIdentity(config, stores, logger);
+  const access = await openAccessControl(config, stores, logger);
+  access.resources.register('api-key', apiKeyOwner(identity.apiKeys));
+  const data = createDataServices({ config, stores, logger });
+  access.resources.register('dataset', async (id) => {
+    const tenant = await data.datasets.tenantOf(id);
+    return tenant === undefined ? undefined : { tenant };
+  });
+  const analytics = await createAnalyticsServices({ config, stores, logger }, { authenticate: tokenAuthenticator(identity), ...overrides.analytics });
+  access.resources.register('website', analytics.resolveWebsite);
+  data.upgradeHandlers.push(analytics.upgradeHandler);
+  for (const [type, resolver] of Object.entries(overrides.resourceResolvers ?? {})) access.resources.override(type, resolver);
+  await bootstrapIfEmpty(identity, stores.metadata, logger);
+  const deps: PluginDeps = { config, stores, logger, spec: overrides.spec ?? (spec as Record<string, unknown>), metrics, audit, identity, access };
   const plugins = configurePlugins(overrides.plugins ?? createPlugins(), {
     body: { limit: config.http.bodyLimit },
     validation: { validateResponses: config.http.validateResponses },
     ...overrides.pluginOptions,
   });
-  const handlers = overrides.handlers ?? createHandlers({ stores, version: apiInfo.version, startedAt: Date.now() });
+  const handlers = overrides.handlers ?? createHandlers({ stores, version: apiInfo.version, startedAt: Date.now(), metrics, audit, data, identity, access, analytics });
   const ops = overrides.operations ?? Object.values(operations);
 
   const app = express() as unknown as WeirApp;
   app.disable('x-powered-by');
+  // req.ip is the socket's peer unless that peer is a configured proxy (TRUST_PROXY), so a spoofed X-Forwarded-For changes nothing.
+  app.set('trust proxy', config.http.trustProxy);
   mountGlobals(app, plugins, deps);
   app.use(
     helmet({
@@ -74,11 +107,13 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.use(docsRouter(deps.spec));
   mountOperations(app, ops, handlers, plugins, deps);
   app.use(unmatchedRoute(ops));
+  app.use(recordProblem);
   app.use(problemErrorHandler(logger));
 
   let closing: Promise<void> | undefined;
   app.weir = {
     deps,
+    upgradeHandlers: data.upgradeHandlers,
     close: () =>
       (closing ??= (async () => {
         for (const { plugin } of plugins) {
@@ -88,6 +123,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
             logger.error({ err, plugin: plugin.name }, 'plugin failed to close');
           }
         }
+        await analytics.close();
+        await data.close();
+        await identity.close();
+        await access.close();
         if (!overrides.stores) await stores.close();
       })()),
   };

@@ -2,7 +2,12 @@
  * `npm run weir -- <command> [args]`: operator commands. Each command is a module in src/cli/
  * exporting `run(args: string[]): Promise<number>` (the exit code) and a one-line `summary`.
  */
-const commands: Record<string, () => Promise<{ run(args: string[]): Promise<number>; summary: string }>> = {};
+const commands: Record<string, () => Promise<{ run(args: string[]): Promise<number>; summary: string }>> = {
+  audit: () => import('./cli/audit.js'),
+  bootstrap: () => import('./cli/bootstrap.js'),
+  client: () => import('./cli/client.js'),
+  policy: () => import('./cli/policy.js'),
+};
 
 async function main(): Promise<void> {
   const [name, ...args] = process.argv.slice(2);

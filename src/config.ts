@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { authSettings, secretSettings, toAuthConfig, type AuthConfig } from './identity/config.js';
+import { analyticsSettings, toAnalyticsConfig, type AnalyticsConfig } from './analytics/config.js';
 
 /**
  * Every setting Weir reads, from environment variables and an optional JSON file named by
@@ -21,6 +24,16 @@ const byteSize = z
   .string()
   .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, 'expected a size such as 512kb, 10mb or 1gb')
   .transform(parseByteSize);
+const jsonObject = z.string().transform((text, ctx) => {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  ctx.addIssue({ code: 'custom', message: 'expected a JSON object' });
+  return z.NEVER;
+});
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'expected a SQL identifier such as weir');
 
 const settings = z.object({
@@ -44,6 +57,23 @@ const settings = z.object({
   TLS_KEY_FILE: z.string().min(1).optional(),
   HSTS_MAX_AGE: z.coerce.number().int().min(0).default(15552000),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  TRUST_PROXY: z.string().default('').refine(validTrustProxy, 'expected comma-separated IP addresses, CIDRs, or loopback/linklocal/uniquelocal'),
+  RATE_LIMIT_FAIL_MODE: z.enum(['open', 'closed']).default('open'),
+  RATE_LIMIT_POLICIES: jsonObject.default({}),
+  RATE_LIMIT_OVERRIDES: jsonObject.default({}),
+  AUDIT_BUFFER_SIZE: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  AUDIT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  AUDIT_FLUSH_MS: z.coerce.number().int().min(1).max(600_000).default(250),
+  AUDIT_OVERFLOW: z.enum(['block', 'drop']).default('block'),
+  AUDIT_BLOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
+  ...authSettings,
+  DATASET_PURGE_GRACE_DAYS: z.coerce.number().min(0).max(3650).default(30),
+  INGEST_BATCH_BYTES: byteSize.default(parseByteSize('8mb')),
+  INGEST_MAX_INFLIGHT_BYTES: byteSize.default(parseByteSize('256mb')),
+  UPLOAD_DIR: z.string().min(1).optional(),
+  UPLOAD_MAX_SIZE: byteSize.default(parseByteSize('1gb')),
+  UPLOAD_EXPIRY_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
+  ...analyticsSettings,
 });
 
 export type Settings = z.input<typeof settings>;
@@ -62,8 +92,21 @@ export interface Config {
     validateResponses: boolean;
     corsOrigins: '*' | string[];
     shutdownTimeoutMs: number;
+    /** Express `trust proxy`: the peers whose X-Forwarded-For is believed; false trusts none. */
+    trustProxy: string[] | false;
   };
+  /** Read by plugins/rate-limit; the policy shapes are checked there. */
+  rateLimit: { failMode: 'open' | 'closed'; policies: Record<string, unknown>; overrides: Record<string, unknown> };
+  audit: { bufferSize: number; batchSize: number; flushMs: number; overflow: 'block' | 'drop'; blockTimeoutMs: number };
   tls?: { certFile: string; keyFile: string; hstsMaxAge: number };
+  /** Authentication and authorization (src/identity/config.ts). */
+  auth: AuthConfig;
+  /** Datasets, ingest and uploads (src/datasets, src/ingest, src/uploads). */
+  datasets: { purgeGraceDays: number };
+  ingest: { batchBytes: number; maxInflightBytes: number };
+  uploads: { dir: string; maxSize: number; expiryMs: number };
+  /** Web analytics (src/analytics). */
+  analytics: AnalyticsConfig;
 }
 
 export class ConfigError extends Error {
@@ -79,7 +122,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const raw: Record<string, string> = {};
   for (const key of Object.keys(settings.shape)) {
     const value = env[key] ?? file[key];
-    if (value !== undefined && value !== '') raw[key] = String(value);
+    // A JSON config file may give the JSON-valued settings (RATE_LIMIT_POLICIES, ...) as objects.
+    if (value !== undefined && value !== '') raw[key] = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
   }
   const parsed = settings.safeParse(raw);
   if (!parsed.success) {
@@ -109,8 +153,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       validateResponses: s.VALIDATE_RESPONSES ?? s.NODE_ENV !== 'production',
       corsOrigins: parseOrigins(s.CORS_ORIGINS),
       shutdownTimeoutMs: s.SHUTDOWN_TIMEOUT_MS,
+      trustProxy: parseList(s.TRUST_PROXY).length ? parseList(s.TRUST_PROXY) : false,
+    },
+    rateLimit: { failMode: s.RATE_LIMIT_FAIL_MODE, policies: s.RATE_LIMIT_POLICIES, overrides: s.RATE_LIMIT_OVERRIDES },
+    audit: {
+      bufferSize: s.AUDIT_BUFFER_SIZE,
+      batchSize: s.AUDIT_BATCH_SIZE,
+      flushMs: s.AUDIT_FLUSH_MS,
+      overflow: s.AUDIT_OVERFLOW,
+      blockTimeoutMs: s.AUDIT_BLOCK_TIMEOUT_MS,
     },
     tls: s.TLS_CERT_FILE && s.TLS_KEY_FILE ? { certFile: s.TLS_CERT_FILE, keyFile: s.TLS_KEY_FILE, hstsMaxAge: s.HSTS_MAX_AGE } : undefined,
+    auth: toAuthConfig(s),
+    datasets: { purgeGraceDays: s.DATASET_PURGE_GRACE_DAYS },
+    ingest: { batchBytes: s.INGEST_BATCH_BYTES, maxInflightBytes: s.INGEST_MAX_INFLIGHT_BYTES },
+    uploads: { dir: resolve(s.UPLOAD_DIR ?? `${s.DATA_DIR}/uploads`), maxSize: s.UPLOAD_MAX_SIZE, expiryMs: s.UPLOAD_EXPIRY_HOURS * 3600_000 },
+    analytics: toAnalyticsConfig(s),
   };
 }
 
@@ -124,6 +182,20 @@ export function parseByteSize(text: string): number {
 function parseOrigins(text: string): '*' | string[] {
   const list = text.split(',').map((o) => o.trim()).filter(Boolean);
   return list.includes('*') ? '*' : list;
+}
+
+function parseList(text: string): string[] {
+  return text.split(',').map((v) => v.trim()).filter(Boolean);
+}
+
+function validTrustProxy(text: string): boolean {
+  return parseList(text).every((entry) => {
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+    const [address = '', bits, ...rest] = entry.split('/');
+    const family = isIP(address);
+    if (!family || rest.length) return false;
+    return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  });
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -143,6 +215,7 @@ function readConfigFile(path: string): Record<string, unknown> {
 }
 
 function redact(key: string, value: string | undefined): string | undefined {
+  if (value !== undefined && secretSettings.has(key)) return '[redacted]';
   if (value === undefined || !key.endsWith('_URL')) return value;
   try {
     const u = new URL(value);

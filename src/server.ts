@@ -13,6 +13,14 @@ export interface RunningServer {
   shutdown(reason: string): Promise<void>;
 }
 
+/** Hands each HTTP upgrade to the app's WebSocket endpoints in order; one nobody takes is refused. */
+export function attachUpgrades(server: Server, app: WeirApp): void {
+  server.on('upgrade', (req, socket, head) => {
+    for (const handle of app.weir.upgradeHandlers) if (handle(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+  });
+}
+
 /** Listens on config.port/host (HTTPS, TLS 1.2 minimum, when a certificate is configured). */
 export async function listen(app: WeirApp, config: Config, logger: Logger): Promise<RunningServer> {
   const server: Server = config.tls
@@ -21,6 +29,7 @@ export async function listen(app: WeirApp, config: Config, logger: Logger): Prom
         app,
       )
     : createHttpServer(app);
+  attachUpgrades(server, app);
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);

@@ -43,7 +43,7 @@ export interface OperationInfo {
   /** x-weir-rate-limit */
   readonly rateLimit?: { readonly policy: string; readonly cost?: number | 'rows' };
   /** x-weir-audit */
-  readonly audit?: { readonly capture?: readonly string[]; readonly event?: string };
+  readonly audit?: { readonly capture?: readonly string[]; readonly event?: string; readonly client_ip?: 'full' | 'anonymized' };
   /** x-weir-require-mfa */
   readonly requireMfa?: true;
   /** x-weir-body */

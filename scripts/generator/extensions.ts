@@ -25,6 +25,7 @@ export const auditSchema = z
   .object({
     capture: z.array(z.string().regex(/^(body\.)?[A-Za-z_][A-Za-z0-9_-]*$/)).optional(),
     event: z.string().regex(/^[a-z][a-z0-9_.-]*$/).optional(),
+    client_ip: z.enum(['full', 'anonymized']).optional(),
   })
   .strict();
 

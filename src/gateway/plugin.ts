@@ -2,7 +2,11 @@ import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { OperationInfo } from '../../generated/registry.js';
+import type { AuditLog } from '../audit/index.js';
+import type { AccessControl } from '../authz/index.js';
 import type { Config } from '../config.js';
+import type { Identity } from '../identity/index.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Stores } from '../stores/index.js';
 
 /** What every plugin may use; handed to it once, at boot. */
@@ -12,6 +16,14 @@ export interface PluginDeps {
   logger: Logger;
   /** The bundled spec (generated/openapi.json). */
   spec: Record<string, unknown>;
+  /** The app's metrics registry and usage windows (shared with GET /metrics and /v1/metrics). */
+  metrics: GatewayMetrics;
+  /** The audit log (written by the audit plugin, read by GET /v1/audit). */
+  audit: AuditLog;
+  /** API keys, OAuth clients, token signing and verification (used by the auth plugin and identity handlers). */
+  identity: Identity;
+  /** Authorization decisions, grants and resource owners (used by the authz plugin and access handlers). */
+  access: AccessControl;
 }
 
 /**

@@ -1,7 +1,16 @@
 import { notImplemented, type HandlerMap } from '../../generated/handlers.js';
+import type { DataServices } from '../datasets/services.js';
+import { accessHandlers } from './access.js';
+import type { AnalyticsServices } from '../analytics/service.js';
+import { analyticsHandlers } from './analytics.js';
+import { datasetsHandlers } from './datasets.js';
+import { ingestHandlers } from './ingest.js';
+import { identityHandlers, type IdentityDeps } from './identity.js';
+import { observabilityHandlers, type ObservabilityDeps } from './observability.js';
 import { operationsHandlers, type OperationsDeps } from './operations.js';
 
-export type HandlerDeps = OperationsDeps;
+/** `data` is absent when the app is built without it (its operations then answer 501). */
+export type HandlerDeps = OperationsDeps & ObservabilityDeps & { data?: DataServices } & Partial<IdentityDeps> & { analytics?: AnalyticsServices };
 
 /**
  * Every operation in the spec, bound to its handler. An operation marked `notImplemented` answers
@@ -11,27 +20,16 @@ export function createHandlers(deps: HandlerDeps): HandlerMap {
   const operations = operationsHandlers(deps);
   return {
     ...operations,
-    // identity
-    issueToken: notImplemented,
-    createApiKey: notImplemented,
-    listApiKeys: notImplemented,
-    revokeApiKey: notImplemented,
-    rotateApiKey: notImplemented,
-    getJwks: notImplemented,
+    // identity (`identity` and `access` are absent when the app is built without them: 501)
+    ...(deps.identity && deps.access
+      ? identityHandlers({ identity: deps.identity, access: deps.access })
+      : { issueToken: notImplemented, createApiKey: notImplemented, listApiKeys: notImplemented, revokeApiKey: notImplemented, rotateApiKey: notImplemented, getJwks: notImplemented }),
     // operations
-    getPrometheusMetrics: notImplemented,
-    getUsageMetrics: notImplemented,
-    listAuditEvents: notImplemented,
+    ...observabilityHandlers(deps),
     // datasets
-    createDataset: notImplemented,
-    listDatasets: notImplemented,
-    getDataset: notImplemented,
-    updateDataset: notImplemented,
-    deleteDataset: notImplemented,
-    listDatasetVersions: notImplemented,
-    getDatasetAccess: notImplemented,
-    updateDatasetAccess: notImplemented,
-    ingestRows: notImplemented,
+    ...datasetsHandlers(deps.data),
+    ...(deps.access ? accessHandlers({ access: deps.access }) : { getDatasetAccess: notImplemented, updateDatasetAccess: notImplemented }),
+    ...ingestHandlers(deps.data),
     getIngestJob: notImplemented,
     tusOptions: notImplemented,
     createUpload: notImplemented,
@@ -44,18 +42,6 @@ export function createHandlers(deps: HandlerDeps): HandlerMap {
     getExport: notImplemented,
     downloadExport: notImplemented,
     // web analytics
-    collectHit: notImplemented,
-    collectHitPixel: notImplemented,
-    collectBatch: notImplemented,
-    createWebsite: notImplemented,
-    listWebsites: notImplemented,
-    getWebsite: notImplemented,
-    updateWebsite: notImplemented,
-    deleteWebsite: notImplemented,
-    createGoal: notImplemented,
-    listGoals: notImplemented,
-    getRealtime: notImplemented,
-    queryWebsite: notImplemented,
-    exportWebsite: notImplemented,
+    ...analyticsHandlers(deps.analytics),
   };
 }

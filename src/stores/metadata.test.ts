@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { cleanupTestStores, testStoreConfig, testStoreMode } from '../../test/helpers/store-env.js';
 import type { StoreConfig } from './index.js';
 import { openMetadataStore, type MetadataStore } from './metadata.js';
-import { defaultMigrationsDir, runMigrations } from './migrate.js';
+import { defaultMigrationsDir, loadMigrations, runMigrations } from './migrate.js';
 
 const logger = pino({ level: 'silent' });
 const embedded = testStoreMode() === 'embedded';
@@ -46,9 +46,11 @@ describe('metadata store', () => {
         `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
         [cfg.databaseSchema],
       );
-      expect(tables.rows.map((r) => r.table_name)).toEqual(['weir_meta', 'weir_migrations']);
-      const applied = await db.query<{ id: number; name: string }>('SELECT id, name FROM weir_migrations');
-      expect(applied.rows).toEqual([{ id: 1, name: 'init' }]);
+      expect(tables.rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['weir_meta', 'weir_migrations']));
+      const applied = await db.query<{ id: number; name: string }>('SELECT id, name FROM weir_migrations ORDER BY id');
+      const files = await loadMigrations(defaultMigrationsDir());
+      expect(files[0]).toMatchObject({ id: 1, name: 'init' });
+      expect(applied.rows).toEqual(files.map((f) => ({ id: f.id, name: f.name })));
       await db.query(`INSERT INTO weir_meta (key, value) VALUES ($1, $2)`, ['k', 'v']);
       expect((await db.query('SELECT value FROM weir_meta WHERE key = $1', ['k'])).rows).toEqual([{ value: 'v' }]);
     } finally {

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { buildApp, storeConfig, type AppOverrides, type WeirApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openStores, type Stores } from '../../src/stores/index.js';
+import { attachUpgrades } from '../../src/server.js';
 import { cleanupTestStores, testStoreConfig } from './store-env.js';
 
 export interface TestGateway {
@@ -38,13 +39,14 @@ export async function startGateway(
   options: { env?: Record<string, string>; overrides?: Omit<AppOverrides, 'stores'>; stores?: Stores } = {},
 ): Promise<TestGateway> {
   const config = testConfig(name, options.env);
-  const logger = pino({ level: 'silent' });
+  const logger = pino({ level: process.env.WEIR_TEST_LOG_LEVEL ?? "silent" });
   // chDB binds one data directory per process: a second gateway in the same test file shares the stores.
   const stores = options.stores ?? (await openStores(storeConfig(config), logger));
   const app = await buildApp(config, { logger, ...options.overrides, stores });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
+  attachUpgrades(server, app);
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

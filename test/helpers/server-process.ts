@@ -15,10 +15,21 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `src/main.ts` as its own process on a free port, with isolated stores, and waits until it listens. */
-export async function startServerProcess(name: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const stores = testStoreConfig(name);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts')], {
+/** A gateway entry point that trusts test principal headers (see test/helpers/test-principal.ts). */
+export const TEST_SERVER_ENTRY = 'test/helpers/test-server-main.ts';
+
+/**
+ * Starts `src/main.ts` (or `options.entry`) as its own process on a free port, with isolated
+ * stores, and waits until it listens. Pass `options.stores` to restart on the stores of an
+ * earlier process (e.g. after killing it).
+ */
+export async function startServerProcess(
+  name: string,
+  env: Record<string, string> = {},
+  options: { entry?: string; stores?: ReturnType<typeof testStoreConfig> } = {},
+): Promise<ServerProcess> {
+  const stores = options.stores ?? testStoreConfig(name);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, options.entry ?? 'src/main.ts')], {
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -1280,7 +1280,9 @@ export interface components {
             /**
              * @description The whole key, to send as the `X-API-Key` header. Its format is
              *     `weir_live_<public id>_<secret>_<checksum>`:
-             *     - `weir_live_` marks a Weir key, so secret scanners can find leaked ones;
+             *     - `weir_live_` marks a Weir key, so secret scanners can find leaked ones (a gateway
+             *       configured with `API_KEY_ENV=test` issues `weir_test_` keys, and each environment
+             *       refuses the other's without a lookup);
              *     - `<public id>`, 8 base62 characters, is the key's public id (`key_id` without `key_`;
              *       `prefix` is `weir_live_<public id>`), which Weir uses to look the key up;
              *     - `<secret>`, 32 base62 characters (about 190 bits) from a CSPRNG, is the part Weir
@@ -3925,6 +3927,10 @@ export interface components {
          *     authenticates either with `client_id` and `client_secret` in the body (section 2.3.1) or with
          *     HTTP Basic authentication in the `Authorization` header; when the header is sent, the body
          *     carries neither field. Using both methods in one request is `invalid_request`.
+         *
+         *     The schema only names the fields: the token endpoint checks them itself, so that every refusal is
+         *     an OAuth error document (RFC 6749 section 5.2) rather than a problem document. `grant_type` is
+         *     required; `client_id` is at most 255 characters and `client_secret` at most 512.
          * @example {
          *       "grant_type": "client_credentials",
          *       "client_id": "ingest-bot",
@@ -3944,10 +3950,10 @@ export interface components {
              */
             client_secret?: string;
             /**
-             * @description The only grant Weir issues tokens for.
-             * @constant
+             * @description The grant; `client_credentials` is the only one Weir issues tokens for (`unsupported_grant_type` otherwise).
+             * @example client_credentials
              */
-            grant_type: "client_credentials";
+            grant_type?: string;
             /**
              * @description Space-delimited scopes requested (RFC 6749 section 3.3). Omitted, the token carries every
              *     scope the client is registered for; a scope outside that set is `invalid_scope`.
@@ -4627,6 +4633,12 @@ export interface components {
         /** @description Authentication required */
         Unauthorized: {
             headers: {
+                /**
+                 * @description One challenge per security scheme the operation accepts. When a bearer token was refused,
+                 *     its challenge carries `error="invalid_token"` (RFC 6750); when the operation requires a
+                 *     second factor the caller lacks, `error="insufficient_user_authentication"` (RFC 9470).
+                 */
+                "WWW-Authenticate"?: string;
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
