@@ -114,7 +114,7 @@ export function checkGoalDefinition(definition: GoalDefinition): void {
       type: 'validation',
       title: 'Request validation failed',
       detail: 'An event goal needs at least one of category, action and label.',
-      errors: [{ in: 'body', pointer: '/', detail: 'category, action or label is required' }],
+      errors: [{ in: 'body', pointer: '#', detail: 'category, action or label is required' }],
     });
   }
   for (const [pointer, match] of fields) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Warehouse } from '../stores/index.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeCursor, encodeCursor } from '../list-cursor.js';
 import { newQueryId } from './ids.js';
 import { compileReport, DIMENSIONS, type ReportSpec } from './report-compiler.js';
 import { ProblemError } from '../problem.js';
@@ -38,11 +38,11 @@ export async function runReport(warehouse: Warehouse, website: { id: string; tim
   let offset = spec.offset ?? 0;
   if (spec.cursor !== undefined) {
     if (spec.offset) {
-      throw new ProblemError(400, { type: 'validation', title: 'Request validation failed', detail: 'Send cursor or offset, not both.', errors: [{ in: 'body', pointer: '/offset', detail: 'not with cursor' }] });
+      throw new ProblemError(400, { type: 'validation', title: 'Request validation failed', detail: 'Send cursor or offset, not both.', errors: [{ in: 'body', pointer: '#/offset', detail: 'not with cursor' }] });
     }
     const cursor = decodeCursor<{ o: number; f: string }>(spec.cursor, ['o', 'f'], 'body')!;
     if (cursor.f !== fingerprint(spec)) {
-      throw new ProblemError(400, { type: 'validation', title: 'Request validation failed', detail: 'The cursor belongs to a different query; send the same body as the previous page.', errors: [{ in: 'body', pointer: '/cursor', detail: 'cursor of another query' }] });
+      throw new ProblemError(400, { type: 'validation', title: 'Request validation failed', detail: 'The cursor belongs to a different query; send the same body as the previous page.', errors: [{ in: 'body', pointer: '#/cursor', detail: 'cursor of another query' }] });
     }
     offset = cursor.o;
   }

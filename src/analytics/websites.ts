@@ -1,6 +1,6 @@
 import type { MetadataStore } from '../stores/index.js';
 import { ProblemError } from '../problem.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeCursor, encodeCursor } from '../list-cursor.js';
 import { checkGoalDefinition, type Goal, type GoalDefinition } from './goal-rules.js';
 import { newGoalId, newTrackingId, newWebsiteId } from './ids.js';
 import { isValidTimeZone } from './timezone.js';
@@ -93,7 +93,7 @@ function invalidTimeZone(timezone: string): ProblemError {
     type: 'validation',
     title: 'Request validation failed',
     detail: `${timezone} is not an IANA time zone this gateway knows.`,
-    errors: [{ in: 'body', pointer: '/timezone', detail: 'unknown time zone' }],
+    errors: [{ in: 'body', pointer: '#/timezone', detail: 'unknown time zone' }],
   });
 }
 

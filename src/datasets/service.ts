@@ -3,7 +3,7 @@ import type { Principal } from '../gateway/request-types.js';
 import { ProblemError, type ProblemDetail } from '../problem.js';
 import type { Stores } from '../stores/index.js';
 import { checkDefault, compileValidator, type RowValidator } from '../ingest/row-validator.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeCursor, encodeCursor } from '../list-cursor.js';
 import { newId } from './ids.js';
 import { KeyedMutex } from './locks.js';
 import { datasetsRepo, type DatasetRecord, type VersionRecord } from './repository.js';

@@ -1,6 +1,6 @@
-import { ProblemError } from '../problem.js';
+import { ProblemError } from './problem.js';
 
-/** Opaque cursors: base64url JSON. */
+/** Opaque list cursors: base64url JSON of where the next page starts (the last item's sort key, an offset). */
 export function encodeCursor(value: Record<string, string | number>): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
@@ -16,7 +16,7 @@ export function decodeCursor<T extends Record<string, string | number>>(cursor: 
   throw new ProblemError(400, {
     type: 'validation',
     title: 'Request validation failed',
-    detail: 'The cursor is not one this endpoint gave out; start again without it.',
-    errors: [where === 'query' ? { in: 'query', parameter: 'cursor', detail: 'invalid cursor' } : { in: 'body', pointer: '/cursor', detail: 'invalid cursor' }],
+    detail: 'The cursor is not one this list gave out; start again without it.',
+    errors: [where === 'query' ? { in: 'query', parameter: 'cursor', detail: 'invalid cursor' } : { in: 'body', pointer: '#/cursor', detail: 'invalid cursor' }],
   });
 }
