@@ -1,8 +1,11 @@
+import type { components } from '../../generated/types.js';
 import type { DatasetRecord, VersionRecord } from './repository.js';
 import type { ColumnDef } from './schema.js';
 
+type Schemas = components['schemas'];
+
 /** A column as the API returns it (no write-only fields, `nullable` always present). */
-export function presentColumn(c: ColumnDef): Record<string, unknown> {
+export function presentColumn(c: ColumnDef): Schemas['Column'] {
   const out: Record<string, unknown> = { name: c.name, type: c.type };
   if (c.items !== undefined) out.items = c.items;
   if (c.values !== undefined) out.values = c.values;
@@ -10,10 +13,10 @@ export function presentColumn(c: ColumnDef): Record<string, unknown> {
   if (c.default !== undefined) out.default = c.default;
   if (c.description !== undefined) out.description = c.description;
   if (c.max_length !== undefined) out.max_length = c.max_length;
-  return out;
+  return out as Schemas['Column'];
 }
 
-export function presentDataset(d: DatasetRecord) {
+export function presentDataset(d: DatasetRecord): Schemas['Dataset'] {
   return {
     id: d.id,
     tenant: d.tenant,
@@ -32,7 +35,7 @@ export function presentDataset(d: DatasetRecord) {
   };
 }
 
-export function presentVersion(v: VersionRecord) {
+export function presentVersion(v: VersionRecord): Schemas['DatasetVersion'] {
   const change = (c: { name: string; from: ColumnDef; to: ColumnDef }) => ({ name: c.name, from: presentColumn(c.from), to: presentColumn(c.to) });
   return {
     dataset_id: v.dataset_id,

@@ -21,7 +21,7 @@ export function datasetsHandlers(deps: DatasetsDeps | undefined): { [K in Datase
   return {
     createDataset: async ({ req, body }) => {
       const record = await datasets.create(requirePrincipal(req), body as DatasetInput);
-      return { status: 201, headers: { Location: `/v1/datasets/${record.id}` }, body: presentDataset(record) as never };
+      return { status: 201, headers: { Location: `/v1/datasets/${record.id}` }, body: presentDataset(record) };
     },
     listDatasets: async ({ req, query }) => {
       const page = await datasets.list(requirePrincipal(req).tenant, {
@@ -30,27 +30,27 @@ export function datasetsHandlers(deps: DatasetsDeps | undefined): { [K in Datase
         q: text(query.q),
         includeDeleted: flag(query.include_deleted),
       });
-      return { status: 200, body: { items: page.items.map(presentDataset) as never, next_cursor: page.next_cursor } };
+      return { status: 200, body: { items: page.items.map(presentDataset), next_cursor: page.next_cursor } };
     },
     getDataset: async ({ req, params }) => ({
       status: 200,
-      body: presentDataset(await datasets.get(requirePrincipal(req).tenant, params.datasetId)) as never,
+      body: presentDataset(await datasets.get(requirePrincipal(req).tenant, params.datasetId)),
     }),
     updateDataset: async ({ req, params, body }) => {
       const result = await datasets.update(requirePrincipal(req), params.datasetId, body as DatasetInput & { new_major_version?: boolean });
       return {
         status: 200,
-        body: { dataset: presentDataset(result.dataset), version: presentVersion(result.version), version_created: result.created } as never,
+        body: { dataset: presentDataset(result.dataset), version: presentVersion(result.version), version_created: result.created },
       };
     },
     deleteDataset: async ({ req, params, query }) => {
       const purge = flag(query.purge);
       const record = await datasets.remove(requirePrincipal(req), params.datasetId, purge);
-      return purge ? { status: 202, body: presentDataset(record) as never } : { status: 200, body: presentDataset(record) as never };
+      return purge ? { status: 202, body: presentDataset(record) } : { status: 200, body: presentDataset(record) };
     },
     listDatasetVersions: async ({ req, params, query }) => {
       const page = await datasets.versions(requirePrincipal(req).tenant, params.datasetId, { cursor: text(query.cursor), limit: limitOf(query.limit) });
-      return { status: 200, body: { items: page.items.map(presentVersion) as never, next_cursor: page.next_cursor } };
+      return { status: 200, body: { items: page.items.map(presentVersion), next_cursor: page.next_cursor } };
     },
   };
 }

@@ -73,7 +73,7 @@ export function identityHandlers({ identity, access }: IdentityDeps): {
     getJwks: async () => ({
       status: 200,
       headers: { 'Cache-Control': 'public, max-age=300' },
-      body: (await identity.signingKeys.jwks()) as never,
+      body: (await identity.signingKeys.jwks()),
     }),
 
     createApiKey: async ({ body, req }) => {

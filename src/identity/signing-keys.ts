@@ -1,3 +1,4 @@
+import type { components } from '../../generated/types.js';
 import { randomBytes } from 'node:crypto';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
@@ -59,9 +60,9 @@ export class SigningKeys {
   }
 
   /** The public keys verifiers need now: the newest, and older ones while tokens they signed may live. */
-  async jwks(now = Date.now()): Promise<{ keys: JWK[] }> {
+  async jwks(now = Date.now()): Promise<components['schemas']['Jwks']> {
     if (now - this.#loadedAt > RELOAD_COOL_DOWN_MS || this.#rows.length === 0) await this.#load(now);
-    return { keys: this.#published(now).map((r) => r.public_jwk) };
+    return { keys: this.#published(now).map((r) => publicJwk(r.public_jwk)) };
   }
 
   /** A jose key resolver over the published keys; an unknown kid re-reads the store (with a cool-down). */
@@ -122,4 +123,12 @@ async function generate(alg: SigningAlg, now: number): Promise<{ kid: string; pr
   const kid = `weir-${new Date(now).toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`;
   const meta = { kid, alg, use: 'sig' };
   return { kid, privateJwk: { ...(await exportJWK(privateKey)), ...meta }, publicJwk: { ...(await exportJWK(publicKey)), ...meta } };
+}
+
+/** A stored public key in the spec's Jwk shape: only the public members, typed as the API documents them. */
+function publicJwk(jwk: JWK): components['schemas']['Jwk'] {
+  const { kty, kid, alg, crv, x, y, n, e } = jwk as Record<string, string | undefined>;
+  const out = { kty, kid, use: 'sig', alg, crv, x, y, n, e } as Record<string, string | undefined>;
+  for (const key of Object.keys(out)) if (out[key] === undefined) delete out[key];
+  return out as components['schemas']['Jwk'];
 }
