@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { sendOrDrop, type Subscriber } from '../../src/analytics/realtime-hub.js';
 import type { Principal } from '../../src/gateway/request-types.js';
 import { startGateway, type TestGateway } from '../helpers/app.js';
-import { analyticsTestPlugins, asPrincipal } from '../helpers/analytics-principal.js';
+import { asTenant, pluginsWithTestPrincipal } from '../helpers/test-principal.js';
 
 const UA = 'Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0';
 const principal = (tenant: string): Principal => ({ subject: `${tenant}-viewer`, tenant, roles: ['viewer'], scopes: [], attributes: {}, authMethod: 'api_key', mfa: false });
@@ -15,9 +15,9 @@ let steady: TestGateway; // pushes every 300 ms
 let site: { website_id: string; tracking_id: string };
 
 beforeAll(async () => {
-  quiet = await startGateway('analytics_ws', { env: { ANALYTICS_REALTIME_INTERVAL_MS: '60000' }, overrides: { plugins: analyticsTestPlugins(), analytics: { authenticate } } });
-  steady = await startGateway('analytics_ws_b', { stores: quiet.stores, env: { ANALYTICS_REALTIME_INTERVAL_MS: '300' }, overrides: { plugins: analyticsTestPlugins(), analytics: { authenticate } } });
-  const res = await fetch(`${quiet.url}/v1/websites`, { method: 'POST', headers: { 'content-type': 'application/json', ...asPrincipal('rt') }, body: JSON.stringify({ domain: 'rt.example', name: 'RT' }) });
+  quiet = await startGateway('analytics_ws', { env: { ANALYTICS_REALTIME_INTERVAL_MS: '60000' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { authenticate } } });
+  steady = await startGateway('analytics_ws_b', { stores: quiet.stores, env: { ANALYTICS_REALTIME_INTERVAL_MS: '300' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { authenticate } } });
+  const res = await fetch(`${quiet.url}/v1/websites`, { method: 'POST', headers: { 'content-type': 'application/json', ...asTenant('rt') }, body: JSON.stringify({ domain: 'rt.example', name: 'RT' }) });
   site = (await res.json()) as typeof site;
 });
 afterAll(async () => {

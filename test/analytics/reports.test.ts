@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/app.js';
-import { analyticsTestPlugins, asPrincipal } from '../helpers/analytics-principal.js';
+import { asTenant, pluginsWithTestPrincipal } from '../helpers/test-principal.js';
 import { expectedReport, localDate, sessionize, type ExpectedQuery, type ExpectedSession, type FixtureGoal, type Row } from '../fixtures/analytics/expected.js';
 import { ADDRESSES, generateTraffic, SITES, type FixtureHit } from '../fixtures/analytics/traffic.js';
 
@@ -14,7 +14,7 @@ const tenant = 'fixture';
 const sites = new Map<string, { id: string; trackingId: string; timezone: string; sessions: ExpectedSession[]; goals: FixtureGoal[] }>();
 
 const post = (path: string, body: unknown) =>
-  fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...asPrincipal(tenant) }, body: JSON.stringify(body) });
+  fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...asTenant(tenant) }, body: JSON.stringify(body) });
 
 async function createGoals(websiteId: string): Promise<FixtureGoal[]> {
   const specs: Array<[Record<string, unknown>, number, FixtureGoal['completedBy']]> = [
@@ -63,7 +63,7 @@ async function ingest(hits: FixtureHit[]): Promise<{ received: number; failed: R
 }
 
 beforeAll(async () => {
-  gw = await startGateway('analytics_reports', { overrides: { plugins: analyticsTestPlugins(), analytics: { now: () => clock } } });
+  gw = await startGateway('analytics_reports', { overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { now: () => clock } } });
   for (const site of SITES) {
     const res = await post('/v1/websites', { domain: site.domain, name: site.key, timezone: site.timezone, allowed_hostnames: [site.domain] });
     const body = (await res.json()) as { website_id: string; tracking_id: string };
@@ -214,7 +214,7 @@ describe('reports over the generated fixture', () => {
       for (const h of latest.values()) m.set(key(h), (m.get(key(h)) ?? 0) + 1);
       return [...m].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 10);
     };
-    const res = await fetch(`${gw.url}/v1/websites/${s.id}/realtime`, { headers: asPrincipal(tenant) });
+    const res = await fetch(`${gw.url}/v1/websites/${s.id}/realtime`, { headers: asTenant(tenant) });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, any>;
     expect(body).toEqual({

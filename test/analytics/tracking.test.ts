@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/app.js';
-import { analyticsTestPlugins, asPrincipal } from '../helpers/analytics-principal.js';
+import { asTenant, pluginsWithTestPrincipal } from '../helpers/test-principal.js';
 
 const CHROME_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 const SAFARI_IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1';
@@ -14,16 +14,16 @@ let site: { website_id: string; tracking_id: string };
 let thankYouGoal: string;
 
 beforeAll(async () => {
-  gw = await startGateway('analytics_tracking', { overrides: { plugins: analyticsTestPlugins() } });
+  gw = await startGateway('analytics_tracking', { overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
   const res = await browserFetch(`${gw.url}/v1/websites`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...asPrincipal('shop') },
+    headers: { 'content-type': 'application/json', ...asTenant('shop') },
     body: JSON.stringify({ domain: 'shop.example', name: 'Shop', allowed_hostnames: ['shop.example', '*.shop.example'] }),
   });
   site = (await res.json()) as typeof site;
   const goal = await browserFetch(`${gw.url}/v1/websites/${site.website_id}/goals`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...asPrincipal('shop') },
+    headers: { 'content-type': 'application/json', ...asTenant('shop') },
     body: JSON.stringify({ name: 'Thanks', type: 'destination', match_type: 'starts_with', value: '/thank-you', value_numeric: 20 }),
   });
   thankYouGoal = ((await goal.json()) as { goal_id: string }).goal_id;
@@ -221,7 +221,7 @@ describe('POST /batch', () => {
 
 describe('group commit', () => {
   it('acknowledges a hit only once it is stored, and answers 503 with Retry-After when the queue is full', async () => {
-    const tight = await startGateway('analytics_tracking_tight', { stores: gw.stores, env: { ANALYTICS_MAX_QUEUED_HITS: '2' }, overrides: { plugins: analyticsTestPlugins() } });
+    const tight = await startGateway('analytics_tracking_tight', { stores: gw.stores, env: { ANALYTICS_MAX_QUEUED_HITS: '2' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
     try {
       const responses = await Promise.all(
         Array.from({ length: 60 }, (_, i) =>

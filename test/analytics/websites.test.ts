@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/app.js';
-import { analyticsTestPlugins, asPrincipal } from '../helpers/analytics-principal.js';
+import { asTenant, pluginsWithTestPrincipal } from '../helpers/test-principal.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
-  gw = await startGateway('analytics_websites', { overrides: { plugins: analyticsTestPlugins() } });
+  gw = await startGateway('analytics_websites', { overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
 });
 afterAll(async () => gw?.close());
 
 const json = (tenant: string, body?: unknown, method = 'POST'): RequestInit => ({
   method,
-  headers: { 'content-type': 'application/json', ...asPrincipal(tenant) },
+  headers: { 'content-type': 'application/json', ...asTenant(tenant) },
   body: body === undefined ? undefined : JSON.stringify(body),
 });
 
@@ -26,13 +26,13 @@ describe('websites', () => {
     expect(body.tracking_id).toMatch(/^WA-[0-9A-Z]{10}$/);
     expect(body).toMatchObject({ domain: 'acme.example', name: 'Acme', timezone: 'UTC', currency: 'USD', industry: null });
     expect(res.headers.get('location')).toBe(`/v1/websites/${body.website_id}`);
-    const got = await fetch(`${gw.url}/v1/websites/${body.website_id}`, { headers: asPrincipal('acme') });
+    const got = await fetch(`${gw.url}/v1/websites/${body.website_id}`, { headers: asTenant('acme') });
     expect(await got.json()).toEqual(body);
   });
 
   it('keeps tenants apart: another tenant gets 404, and domains are unique per tenant only', async () => {
     const { body } = await createWebsite('t-one', { domain: 'shared.example', name: 'One' });
-    const other = await fetch(`${gw.url}/v1/websites/${body.website_id}`, { headers: asPrincipal('t-two') });
+    const other = await fetch(`${gw.url}/v1/websites/${body.website_id}`, { headers: asTenant('t-two') });
     expect(other.status).toBe(404);
     expect((await createWebsite('t-two', { domain: 'shared.example', name: 'Two' })).res.status).toBe(201);
     const dup = await createWebsite('t-one', { domain: 'SHARED.example', name: 'Again' });
@@ -55,7 +55,7 @@ describe('websites', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 10; page++) {
-      const res: Response = await fetch(`${gw.url}/v1/websites?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { headers: asPrincipal(tenant) });
+      const res: Response = await fetch(`${gw.url}/v1/websites?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { headers: asTenant(tenant) });
       const list = (await res.json()) as { items: Array<{ website_id: string }>; next_cursor: string | null };
       seen.push(...list.items.map((w) => w.website_id));
       cursor = list.next_cursor;
@@ -66,8 +66,8 @@ describe('websites', () => {
 
   it('deletes a website: 204, then 404, and its domain is free again', async () => {
     const { body } = await createWebsite('deleter', { domain: 'gone.example', name: 'Gone' });
-    expect((await fetch(`${gw.url}/v1/websites/${body.website_id}`, { method: 'DELETE', headers: asPrincipal('deleter') })).status).toBe(204);
-    expect((await fetch(`${gw.url}/v1/websites/${body.website_id}`, { headers: asPrincipal('deleter') })).status).toBe(404);
+    expect((await fetch(`${gw.url}/v1/websites/${body.website_id}`, { method: 'DELETE', headers: asTenant('deleter') })).status).toBe(204);
+    expect((await fetch(`${gw.url}/v1/websites/${body.website_id}`, { headers: asTenant('deleter') })).status).toBe(404);
     const again = await createWebsite('deleter', { domain: 'gone.example', name: 'Back' });
     expect(again.res.status).toBe(201);
     expect(again.body.tracking_id).not.toBe(body.tracking_id);
@@ -92,7 +92,7 @@ describe('goals', () => {
     }
     expect(created[0]).toMatchObject({ type: 'destination', value: '/thank-you', value_numeric: 50 });
     expect(created[1]).toMatchObject({ type: 'event', value_numeric: null, action: { match_type: 'regex', value: '^sub' } });
-    const list = (await (await fetch(url, { headers: asPrincipal('goals') })).json()) as { items: unknown[] };
+    const list = (await (await fetch(url, { headers: asTenant('goals') })).json()) as { items: unknown[] };
     expect(list.items).toEqual(created);
     expect((await fetch(url, json('goals', inputs[0]))).status).toBe(409);
   });

@@ -4,13 +4,14 @@ import { eventHash } from '../../src/audit/chain.js';
 import { verifyChains } from '../../src/audit/verify.js';
 import { startGateway, type TestGateway } from '../helpers/app.js';
 import { testStoreMode } from '../helpers/store-env.js';
-import { principalHeader, statuses, TEST_PRINCIPAL, trafficPlugins } from './helpers.js';
+import { TEST_PRINCIPAL, pluginsWithTestPrincipal, principalHeader } from '../helpers/test-principal.js';
+import { statuses } from './helpers.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
   gw = await startGateway('audit', {
     env: { AUDIT_FLUSH_MS: '20', RATE_LIMIT_POLICIES: JSON.stringify({ default: { burst: 1000, rate: 100 } }) },
-    overrides: { plugins: trafficPlugins() },
+    overrides: { plugins: pluginsWithTestPrincipal() },
   });
 });
 afterAll(async () => {
@@ -128,7 +129,7 @@ describe('buffer overflow', () => {
     const dropping = await startGateway('audit_drop', {
       env: { AUDIT_OVERFLOW: 'drop', AUDIT_BUFFER_SIZE: '2', AUDIT_FLUSH_MS: '600000', AUDIT_BATCH_SIZE: '1000' },
       stores: gw.stores,
-      overrides: { plugins: trafficPlugins() },
+      overrides: { plugins: pluginsWithTestPrincipal() },
     });
     try {
       const who = principalHeader({ tenant: 'dropper', subject: 'x' });
@@ -147,7 +148,7 @@ describe('buffer overflow', () => {
     const blocking = await startGateway('audit_block', {
       env: { AUDIT_OVERFLOW: 'block', AUDIT_BUFFER_SIZE: '2', AUDIT_FLUSH_MS: '600000', AUDIT_BATCH_SIZE: '1000', AUDIT_BLOCK_TIMEOUT_MS: '300' },
       stores: gw.stores,
-      overrides: { plugins: trafficPlugins() },
+      overrides: { plugins: pluginsWithTestPrincipal() },
     });
     try {
       const who = principalHeader({ tenant: 'blocker', subject: 'x' });

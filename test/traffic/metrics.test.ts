@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/app.js';
 import { testStoreMode } from '../helpers/store-env.js';
-import { principalHeader, statuses, TEST_PRINCIPAL, trafficPlugins } from './helpers.js';
+import { TEST_PRINCIPAL, pluginsWithTestPrincipal, principalHeader } from '../helpers/test-principal.js';
+import { statuses } from './helpers.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
   gw = await startGateway('metrics', {
     env: { RATE_LIMIT_POLICIES: JSON.stringify({ default: { burst: 1000, rate: 100 }, query: { burst: 1, rate: 0.01 } }) },
-    overrides: { plugins: trafficPlugins() },
+    overrides: { plugins: pluginsWithTestPrincipal() },
   });
 });
 afterAll(async () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/app.js';
 import { testStoreMode } from '../helpers/store-env.js';
-import { principalHeader, statuses, trafficPlugins } from './helpers.js';
+import { pluginsWithTestPrincipal, principalHeader } from '../helpers/test-principal.js';
+import { statuses } from './helpers.js';
 
 // probe: 3 at once, then one every 2 s; default: 2 at once; one tenant gets more on default.
 const env = {
@@ -12,8 +13,8 @@ const env = {
 let gw: TestGateway;
 let proxied: TestGateway;
 beforeAll(async () => {
-  gw = await startGateway('rate_limit', { env, overrides: { plugins: trafficPlugins() } });
-  proxied = await startGateway('rate_limit_proxy', { env: { ...env, TRUST_PROXY: '127.0.0.1' }, stores: gw.stores, overrides: { plugins: trafficPlugins() } });
+  gw = await startGateway('rate_limit', { env, overrides: { plugins: pluginsWithTestPrincipal() } });
+  proxied = await startGateway('rate_limit_proxy', { env: { ...env, TRUST_PROXY: '127.0.0.1' }, stores: gw.stores, overrides: { plugins: pluginsWithTestPrincipal() } });
 });
 afterAll(async () => {
   await proxied?.close();

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/app.js';
 import { testStoreMode } from '../helpers/store-env.js';
-import { statuses, trafficPlugins } from './helpers.js';
+import { pluginsWithTestPrincipal } from '../helpers/test-principal.js';
+import { statuses } from './helpers.js';
 import { ownRedis, type OwnRedis } from './redis-server.js';
 
 // Needs a redis-server binary to start, stop and restart; the real-store pass is where Redis is installed.
@@ -21,11 +22,11 @@ describe.skipIf(!real)('rate limits while Redis is stopped and started again (re
   beforeAll(async () => {
     redis = await ownRedis();
     await redis.start();
-    open = await startGateway('rl_outage', { env: env('open', redis.url), overrides: { plugins: trafficPlugins(), pluginOptions } });
+    open = await startGateway('rl_outage', { env: env('open', redis.url), overrides: { plugins: pluginsWithTestPrincipal(), pluginOptions } });
     closed = await startGateway('rl_outage_closed', {
       env: env('closed', redis.url),
       stores: open.stores,
-      overrides: { plugins: trafficPlugins(), pluginOptions },
+      overrides: { plugins: pluginsWithTestPrincipal(), pluginOptions },
     });
   });
   afterAll(async () => {
