@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { StoreConfig } from '../../src/stores/index.js';
 import { testStoreConfig } from './store-env.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -18,6 +19,18 @@ export interface ServerProcess {
 /** A gateway entry point that trusts test principal headers (see test/helpers/test-principal.ts). */
 export const TEST_SERVER_ENTRY = 'test/helpers/test-server-main.ts';
 
+/** The environment that points a gateway process (or the CLI) at these stores. */
+export function storeEnv(c: StoreConfig): Record<string, string> {
+  return {
+    DATA_DIR: c.dataDir,
+    DATABASE_SCHEMA: c.databaseSchema,
+    CLICKHOUSE_DATABASE: c.clickhouseDatabase,
+    REDIS_KEY_PREFIX: c.redisKeyPrefix,
+    ...(c.databaseUrl && { DATABASE_URL: c.databaseUrl }),
+    ...(c.redisUrl && { REDIS_URL: c.redisUrl }),
+  };
+}
+
 /**
  * Starts `src/main.ts` (or `options.entry`) as its own process on a free port, with isolated
  * stores, and waits until it listens. Pass `options.stores` to restart on the stores of an
@@ -26,26 +39,16 @@ export const TEST_SERVER_ENTRY = 'test/helpers/test-server-main.ts';
 export async function startServerProcess(
   name: string,
   env: Record<string, string> = {},
-  options: { entry?: string; stores?: ReturnType<typeof testStoreConfig> } = {},
+  options: { entry?: string; stores?: StoreConfig } = {},
 ): Promise<ServerProcess> {
-  const stores = options.stores ?? testStoreConfig(name);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, options.entry ?? 'src/main.ts')], {
+  return spawnServer(options.entry ?? 'src/main.ts', { ...storeEnv(options.stores ?? testStoreConfig(name)), ...env });
+}
+
+/** Runs a gateway entry script with `env` as its own process and waits until it listens. */
+export async function spawnServer(entry: string, env: Record<string, string>): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, entry)], {
     cwd: repoRoot,
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'info',
-      DATA_DIR: stores.dataDir,
-      DATABASE_SCHEMA: stores.databaseSchema,
-      CLICKHOUSE_DATABASE: stores.clickhouseDatabase,
-      REDIS_KEY_PREFIX: stores.redisKeyPrefix,
-      ...(stores.databaseUrl && { DATABASE_URL: stores.databaseUrl }),
-      ...(stores.redisUrl && { REDIS_URL: stores.redisUrl }),
-      ...env,
-    },
+    env: { ...process.env, NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -76,7 +79,7 @@ export async function startServerProcess(
     child,
     logs,
     stop: (signal = 'SIGTERM') => {
-      child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };

@@ -1,9 +1,9 @@
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WeirClient, WeirHttpError, WeirProblemError } from '../../generated/sdk/src/index.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { startServerProcess, storeEnv, type ServerProcess } from '../helpers/server-process.js';
 import { cleanupTestStores, testStoreConfig } from '../helpers/store-env.js';
-import { storeEnv, weirCli } from './process.js';
+import { weirCli } from './cli.js';
 
 /**
  * The OAuth client credentials flow end to end, through the generated SDK against a real server

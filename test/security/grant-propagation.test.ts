@@ -6,7 +6,7 @@ import { createAdminKey } from '../../src/identity/bootstrap.js';
 import { startGateway, type TestGateway } from '../helpers/app.js';
 import { testStoreMode } from '../helpers/store-env.js';
 import { AUDIENCE, claims, HMAC_SECRET, sign } from './idp.js';
-import { spawnGateway, type GatewayProcess } from './process.js';
+import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
 
 /**
  * A grant made through POST /v1/datasets/{id}/access on one gateway takes effect on another that
@@ -28,7 +28,7 @@ const resourceResolvers = { dataset: async (id: string) => (OWNERS.dataset[id] ?
 
 let a: TestGateway;
 let b: { url: string; close(): Promise<unknown> };
-let bProcess: GatewayProcess | undefined;
+let bProcess: ServerProcess | undefined;
 let alice: string;
 let bob: string;
 
@@ -52,7 +52,7 @@ beforeAll(async () => {
   a = await startGateway('grants_a', { env, overrides: { resourceResolvers } });
   if (real) {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'weir-grants-b-'));
-    bProcess = await spawnGateway('test/security/fixtures/serve-with-resources.ts', {
+    bProcess = await spawnServer('test/security/fixtures/serve-with-resources.ts', {
       ...env,
       DATABASE_URL: a.config.database.url!,
       DATABASE_SCHEMA: a.config.database.schema,
