@@ -20,6 +20,14 @@ function metricsMiddleware(op: OperationInfo, metrics: GatewayMetrics): RequestH
   const operationId = op.operationId;
   const inFlight = metrics.http.inFlight.labels({ operation_id: operationId });
   const duration = metrics.http.duration.labels({ operation_id: operationId });
+  // Labelled children by status class and tenant label: prom-client hashes a labels object on every inc().
+  const requests = new Map<string, ReturnType<GatewayMetrics['http']['requests']['labels']>>();
+  const requestsFor = (statusClassLabel: string, tenantLabel: string) => {
+    const key = `${statusClassLabel}\0${tenantLabel}`;
+    let child = requests.get(key);
+    if (!child) requests.set(key, (child = metrics.http.requests.labels({ operation_id: operationId, status_class: statusClassLabel, tenant: tenantLabel })));
+    return child;
+  };
   return (req, res, next) => {
     const started = performance.now();
     inFlight.inc();
@@ -29,7 +37,7 @@ function metricsMiddleware(op: OperationInfo, metrics: GatewayMetrics): RequestH
       const tenant = req.principal?.tenant ?? ANONYMOUS_TENANT;
       inFlight.dec();
       duration.observe(ms / 1000);
-      metrics.http.requests.inc({ operation_id: operationId, status_class: statusClass(status), tenant: metrics.tenantLabel(tenant) });
+      requestsFor(statusClass(status), metrics.tenantLabel(tenant)).inc();
       metrics.usage.record(tenant, operationId, status, ms);
       if (status === 401 || status === 403) metrics.authFailures.inc({ reason: res.locals.weirProblem?.type ?? `http-${status}` });
     });

@@ -32,6 +32,14 @@ export function rateLimitMiddleware(
   deps: { book: PolicyBook; limiter: Limiter; metrics: GatewayMetrics; retryUnavailableS: number },
 ): RequestHandler {
   const { book, limiter, metrics } = deps;
+  // Labelled children cached: prom-client hashes a labels object on every inc().
+  const decisions = new Map<string, ReturnType<GatewayMetrics['rateLimit']['decisions']['labels']>>();
+  const countDecision = (policy: string, decision: string, source: string) => {
+    const key = `${policy}\0${decision}\0${source}`;
+    let child = decisions.get(key);
+    if (!child) decisions.set(key, (child = metrics.rateLimit.decisions.labels({ policy, decision, source })));
+    child.inc();
+  };
   return async (req, res, next) => {
     const policy = book.forRequest(settings.policy, req);
     const key = `rl:${policy.name}:${bucketIdentity(req)}`;
@@ -50,7 +58,7 @@ export function rateLimitMiddleware(
       'RateLimit-Policy': policy.header,
       RateLimit: `${sfString(policy.name)};r=${result.remaining};t=${Math.ceil(result.resetUs / 1_000_000)}`,
     };
-    metrics.rateLimit.decisions.inc({ policy: policy.name, decision: result.allowed ? 'allowed' : 'limited', source: result.source });
+    countDecision(policy.name, result.allowed ? 'allowed' : 'limited', result.source);
     if (!result.allowed) {
       const retryAfter = Math.max(1, Math.ceil(result.retryUs / 1_000_000));
       const { burst, rate } = policy.limits;

@@ -6,7 +6,7 @@ import { createValidator } from './validation.js';
 
 /** Validates every request (and, when configured, every response) against the spec. */
 export function createValidationPlugin() {
-  let shared: RequestHandler[] | undefined;
+  let shared: RequestHandler | undefined;
   return definePlugin({
     name: 'validation',
     priority: PRIORITY.validation,
