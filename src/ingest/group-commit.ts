@@ -23,6 +23,8 @@ export class GroupCommitter {
   private readonly queues = new Map<string, { pending: Pending[]; bytes: number; running: boolean }>();
   /** How many INSERTs ran and how many rows they held (for tests and metrics). */
   readonly stats = { inserts: 0, rows: 0 };
+  /** Told after each INSERT commits, before its requests are answered (the query cache invalidates here). */
+  onCommitted?: (datasetId: string) => Promise<void>;
 
   constructor(
     private readonly warehouse: Warehouse,
@@ -85,6 +87,7 @@ export class GroupCommitter {
           clickhouse_settings: { input_format_skip_unknown_fields: 0, date_time_input_format: 'best_effort' },
         });
         result.stream.resume();
+        await this.onCommitted?.(datasetId).catch((err: unknown) => this.logger.warn({ err, datasetId }, 'after-commit hook failed'));
         this.stats.inserts++;
         for (const p of fresh) {
           this.stats.rows += p.rows;

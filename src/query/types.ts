@@ -62,7 +62,7 @@ export interface CompiledQuery {
   /** The number of rows of the whole result, for `total_rows`. */
   countSql: string;
   params: Record<string, unknown>;
-  columns: { name: string; type: string }[];
+  columns: { name: string; type: ColumnType }[];
   limit: number;
   offset: number;
   /** Identifies the query (not the page) so a cursor can't be replayed against another one. */
