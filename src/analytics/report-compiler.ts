@@ -33,7 +33,7 @@ export interface CompiledReport {
 // and `hostname` are the session's landing page and host, and `date`/`hour` its start.
 const HIT_METRICS: ReadonlySet<Metric> = new Set(['pageviews', 'unique_users']);
 
-const HIT_DIMENSION_SQL: Record<Dimension, string> = {
+export const HIT_DIMENSION_SQL: Record<Dimension, string> = {
   page: 'page',
   hostname: 'hostname',
   referrer: 'referrer',

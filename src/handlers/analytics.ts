@@ -7,6 +7,8 @@ import type { Goal, GoalDefinition } from '../analytics/goal-rules.js';
 import { batchEventParams, MAX_BATCH_HITS, MAX_HIT_BYTES, parseFormPayload, parseHit } from '../analytics/hit.js';
 import { requirePrincipal } from '../analytics/principal.js';
 import type { ReportSpec } from '../analytics/report-compiler.js';
+import { compileHitExport, type HitExportSpec } from '../analytics/hit-export.js';
+import type { ExportJobs } from '../exports/jobs.js';
 import { realtimeFigures, runReport } from '../analytics/reports.js';
 import type { Website, WebsiteInput } from '../analytics/websites.js';
 import { ProblemError } from '../problem.js';
@@ -62,7 +64,7 @@ function malformedHit(detail: string, where: 'body' | 'query'): ProblemError {
   });
 }
 
-export function analyticsHandlers(analytics: AnalyticsServices | undefined): { [K in AnalyticsOps]: Handler<K> | typeof notImplemented } {
+export function analyticsHandlers(analytics: AnalyticsServices | undefined, exportJobs?: ExportJobs): { [K in AnalyticsOps]: Handler<K> | typeof notImplemented } {
   if (!analytics) {
     return {
       collectHit: notImplemented, collectHitPixel: notImplemented, collectBatch: notImplemented, createWebsite: notImplemented,
@@ -172,6 +174,26 @@ export function analyticsHandlers(analytics: AnalyticsServices | undefined): { [
       const goalIds = new Set((await websites.allGoals(website.id)).map((g) => g.id));
       return { status: 200, body: (await runReport(analytics.stores.warehouse, website, goalIds, body as ReportSpec & { cursor?: string })) };
     },
-    exportWebsite: notImplemented,
+    exportWebsite: !exportJobs
+      ? notImplemented
+      : async ({ req, params, body }) => {
+          const principal = requirePrincipal(req);
+          const website = await websites.get(principal.tenant, params.websiteId);
+          const spec = body as HitExportSpec;
+          const job = await exportJobs.create({
+            tenant: principal.tenant,
+            createdBy: principal.subject,
+            sourceType: 'website',
+            sourceId: website.id,
+            format: spec.format,
+            compression: 'none',
+            query: compileHitExport(spec, website),
+          });
+          return {
+            status: 202,
+            headers: { Location: `/v1/exports/${job.id}` },
+            body: { export_id: job.id, status: 'processing' as const, estimated_completion: new Date(Date.now() + 60_000).toISOString() },
+          };
+        },
   };
 }
