@@ -94,7 +94,8 @@ export interface OperationShapes {
     query: Record<string, never>;
     body: undefined;
     result:
-      | { status: 204; body?: undefined; headers?: Record<string, string | string[]> };
+      | { status: 204; body?: undefined; headers?: Record<string, string | string[]> }
+      | Handled;
   };
   deleteWebsite: {
     params: Ops['deleteWebsite']['parameters']['path'];
@@ -201,7 +202,8 @@ export interface OperationShapes {
     query: Record<string, never>;
     body: undefined;
     result:
-      | { status: 200; body?: undefined; headers?: Record<string, string | string[]> };
+      | { status: 200; body?: undefined; headers?: Record<string, string | string[]> }
+      | Handled;
   };
   getUsageMetrics: {
     params: Record<string, never>;
@@ -309,7 +311,8 @@ export interface OperationShapes {
     query: Record<string, never>;
     body: undefined;
     result:
-      | { status: 204; body?: undefined; headers?: Record<string, string | string[]> };
+      | { status: 204; body?: undefined; headers?: Record<string, string | string[]> }
+      | Handled;
   };
   updateDataset: {
     params: Ops['updateDataset']['parameters']['path'];

@@ -668,6 +668,9 @@ export const operations = {
     "rateLimit": {
       "policy": "default"
     },
+    "body": {
+      "stream": true
+    },
     "audit": {
       "capture": [
         "uploadId"
@@ -1447,6 +1450,9 @@ export const operations = {
     },
     "rateLimit": {
       "policy": "default"
+    },
+    "body": {
+      "stream": true
     },
     "pathParams": [
       "uploadId"
@@ -2262,6 +2268,9 @@ export const operations = {
     "rateLimit": {
       "policy": "default"
     },
+    "body": {
+      "stream": true
+    },
     "pathParams": [],
     "requestContentTypes": [],
     "responses": {
@@ -2513,7 +2522,7 @@ export const websockets = [
   {
     "path": "/v1/datasets/{datasetId}/stream",
     "summary": "Streaming ingest over WebSocket",
-    "description": "Authenticated at the upgrade (Authorization or X-API-Key header). Each text message is\nan NDJSON batch; the server answers each with\n`{\"type\":\"ack\",\"seq\":<client seq>,\"committed\":<rows committed so far>,\"quarantined\":<n>}`\nonce the batch is durable, so a producer can resume after a disconnect from the last ack.\n",
+    "description": "Authenticated at the upgrade (`Authorization: Bearer <token or API key>` or `X-API-Key`)\nand authorized for `write` on the dataset: a refused upgrade is an HTTP problem response\n(401 no or bad credentials, 404 unknown or another tenant's dataset, 403 no write, 409 a\ndeleted dataset, 400 a bad `producer`). Query parameter `producer` (optional, 1-128 of\n`A-Za-z0-9._:-`) names the producer across connections.\n\nEach text message is one batch: NDJSON rows, optionally headed by a first line that is\nexactly `{\"seq\": <non-negative integer>}` (a row of only a `seq` field needs a header\nbefore it). Without a header a batch's seq is the previous one on the connection + 1; with\n`producer` the header is required. A batch goes through the same validation, quarantine\nand group commit as `POST /v1/datasets/{datasetId}/ingest`, all or nothing, and once its\nrows are committed the server answers, in order,\n`{\"type\":\"ack\",\"seq\":<seq>,\"committed\":<rows committed so far on this connection>,\"accepted\":<n>,\"quarantined\":<n>,\"errors\":[{\"line\",\"column\",\"detail\"}],\"request_id\":...}`\n(lines count the batch's rows, the header excluded). A failed batch answers\n`{\"type\":\"error\",\"seq\":<seq>,\"code\":...,\"status\":...,\"detail\":...}` and nothing of it is\nkept; the connection stays open.\n\nResume: with `producer`, (tenant, dataset, producer, seq) is an ingest idempotency key, so\nafter a reconnect the producer resends every batch after its last ack (resending the last\nacked one too is harmless): a batch already committed is acknowledged again with\n`\"duplicate\":true` and not written twice (it does not count in `committed`); the same seq\nwith other rows is an error `seq_reused`. Without `producer` delivery is at least once.\n\nBackpressure: batches are processed one at a time; with 4 waiting the server stops reading\nthe socket until one is acknowledged. A message over 8 MiB closes with 1009; a client that\ndoes not read its acks (over 1 MiB waiting) is closed with 1008.\n",
     "x-weir-authz": {
       "resource": "dataset",
       "action": "write",

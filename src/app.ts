@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import { docsRouter } from './docs.js';
 import { problemErrorHandler, unmatchedRoute } from './gateway/errors.js';
 import { configurePlugins, mountGlobals, mountOperations } from './gateway/pipeline.js';
+import { staticHeaders } from './gateway/static-headers.js';
 import type { AnyPlugin, PluginDeps } from './gateway/plugin.js';
 import './gateway/request-types.js';
 import { createHandlers } from './handlers/index.js';
@@ -18,6 +19,7 @@ import { createLogger } from './logger.js';
 import { createDataServices, type UpgradeHandler } from './datasets/services.js';
 import { createAnalyticsServices, type AnalyticsOptions } from './analytics/service.js';
 import { tokenAuthenticator } from './analytics/token-auth.js';
+import { StreamIngestEndpoint } from './ingest/stream-endpoint.js';
 import { createAuditLog } from './audit/index.js';
 import { openAccessControl, type ResourceResolver } from './authz/index.js';
 import { apiKeyOwner } from './identity/api-keys.js';
@@ -26,6 +28,9 @@ import { openIdentity } from './identity/index.js';
 import { createGatewayMetrics } from './observability/metrics.js';
 import { recordProblem } from './observability/problem-recorder.js';
 import { openStores, type Stores } from './stores/index.js';
+import { ExportJobs } from './exports/jobs.js';
+import { QueryCache } from './query/cache.js';
+import { createUploadServices } from './uploads/index.js';
 
 export interface AppOverrides {
   /** Stores opened by the caller (who then closes them); opened from config when absent. */
@@ -69,7 +74,28 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   const analytics = await createAnalyticsServices({ config, stores, logger }, { authenticate: tokenAuthenticator(identity), ...overrides.analytics });
   access.resources.register('website', analytics.resolveWebsite);
+  const queryCache = new QueryCache(stores.shared, config.query.cacheTtlMs, logger.child({ component: 'query-cache' }));
+  data.ingest.committer.onCommitted = (datasetId) => queryCache.invalidate(datasetId);
+  const exportJobs = new ExportJobs({
+    metadata: stores.metadata,
+    warehouse: stores.warehouse,
+    logger: logger.child({ component: 'exports' }),
+    dir: config.exports.dir,
+    ttlMs: config.exports.ttlMs,
+    concurrency: config.exports.concurrency,
+  });
+  await exportJobs.start();
+  access.resources.register('export', async (id) => {
+    const job = await exportJobs.get(id);
+    return job && { tenant: job.tenant, attributes: { created_by: job.created_by } };
+  });
+  const uploads = createUploadServices({ config, stores, data, logger });
+  access.resources.register('upload', uploads.resolveUpload);
+  access.resources.register('ingest-job', uploads.resolveJob);
+  uploads.service.start();
   data.upgradeHandlers.push(analytics.upgradeHandler);
+  const ingestStream = new StreamIngestEndpoint({ ingest: data.ingest, access, authenticate: tokenAuthenticator(identity), logger: logger.child({ component: 'ingest-stream' }) });
+  data.upgradeHandlers.push(ingestStream.handleUpgrade);
   for (const [type, resolver] of Object.entries(overrides.resourceResolvers ?? {})) access.resources.override(type, resolver);
   await bootstrapIfEmpty(identity, stores.metadata, logger);
   const deps: PluginDeps = { config, stores, logger, spec: overrides.spec ?? (spec as Record<string, unknown>), metrics, audit, identity, access };
@@ -78,7 +104,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     validation: { validateResponses: config.http.validateResponses },
     ...overrides.pluginOptions,
   });
-  const handlers = overrides.handlers ?? createHandlers({ stores, version: apiInfo.version, startedAt: Date.now(), metrics, audit, data, identity, access, analytics });
+  const queryDeps = { datasets: data.datasets, access, warehouse: stores.warehouse, cache: queryCache, limits: config.query };
+  const exportDeps = { datasets: data.datasets, access, warehouse: stores.warehouse, exports: exportJobs };
+  const handlers = overrides.handlers ?? createHandlers({ stores, version: apiInfo.version, startedAt: Date.now(), metrics, audit, data, identity, access, analytics, query: queryDeps, exports: exportDeps, uploads: { uploads: uploads.service } });
   const ops = overrides.operations ?? Object.values(operations);
 
   const app = express() as unknown as WeirApp;
@@ -87,9 +115,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.set('trust proxy', config.http.trustProxy);
   mountGlobals(app, plugins, deps);
   app.use(
-    helmet({
-      strictTransportSecurity: config.tls ? { maxAge: config.tls.hstsMaxAge, includeSubDomains: true } : false,
-    }),
+    staticHeaders(
+      helmet({
+        strictTransportSecurity: config.tls ? { maxAge: config.tls.hstsMaxAge, includeSubDomains: true } : false,
+      }),
+    ),
   );
   const origins = config.http.corsOrigins;
   if (origins === '*' || origins.length) {
@@ -124,6 +154,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
           }
         }
         await analytics.close();
+        await ingestStream.close();
+        await exportJobs.close();
+        await uploads.service.close();
         await data.close();
         await identity.close();
         await access.close();

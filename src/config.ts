@@ -73,6 +73,13 @@ const settings = z.object({
   UPLOAD_DIR: z.string().min(1).optional(),
   UPLOAD_MAX_SIZE: byteSize.default(parseByteSize('1gb')),
   UPLOAD_EXPIRY_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
+  INGEST_JOB_LEASE_MS: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
+  QUERY_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(100_000),
+  QUERY_MAX_EXECUTION_S: z.coerce.number().positive().max(3600).default(30),
+  QUERY_MAX_MEMORY: byteSize.default(parseByteSize('2gb')),
+  QUERY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
+  EXPORT_TTL_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
+  EXPORT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   ...analyticsSettings,
 });
 
@@ -104,7 +111,10 @@ export interface Config {
   /** Datasets, ingest and uploads (src/datasets, src/ingest, src/uploads). */
   datasets: { purgeGraceDays: number };
   ingest: { batchBytes: number; maxInflightBytes: number };
-  uploads: { dir: string; maxSize: number; expiryMs: number };
+  uploads: { dir: string; maxSize: number; expiryMs: number; jobLeaseMs: number };
+  /** Query and export (src/query, src/exports). */
+  query: { maxRows: number; maxExecutionSeconds: number; maxMemoryBytes: number; cacheTtlMs: number };
+  exports: { dir: string; ttlMs: number; concurrency: number };
   /** Web analytics (src/analytics). */
   analytics: AnalyticsConfig;
 }
@@ -167,7 +177,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth: toAuthConfig(s),
     datasets: { purgeGraceDays: s.DATASET_PURGE_GRACE_DAYS },
     ingest: { batchBytes: s.INGEST_BATCH_BYTES, maxInflightBytes: s.INGEST_MAX_INFLIGHT_BYTES },
-    uploads: { dir: resolve(s.UPLOAD_DIR ?? `${s.DATA_DIR}/uploads`), maxSize: s.UPLOAD_MAX_SIZE, expiryMs: s.UPLOAD_EXPIRY_HOURS * 3600_000 },
+    uploads: { dir: resolve(s.UPLOAD_DIR ?? `${s.DATA_DIR}/uploads`), maxSize: s.UPLOAD_MAX_SIZE, expiryMs: s.UPLOAD_EXPIRY_HOURS * 3600_000, jobLeaseMs: s.INGEST_JOB_LEASE_MS },
+    query: { maxRows: s.QUERY_MAX_ROWS, maxExecutionSeconds: s.QUERY_MAX_EXECUTION_S, maxMemoryBytes: s.QUERY_MAX_MEMORY, cacheTtlMs: s.QUERY_CACHE_TTL_MS },
+    exports: { dir: resolve(`${s.DATA_DIR}/exports`), ttlMs: s.EXPORT_TTL_HOURS * 3600_000, concurrency: s.EXPORT_CONCURRENCY },
     analytics: toAnalyticsConfig(s),
   };
 }

@@ -5,12 +5,15 @@ import type { AnalyticsServices } from '../analytics/service.js';
 import { analyticsHandlers } from './analytics.js';
 import { datasetsHandlers } from './datasets.js';
 import { ingestHandlers } from './ingest.js';
+import { uploadHandlers, type UploadDeps } from './uploads.js';
+import { exportsHandlers, type ExportDeps } from './exports.js';
+import { queryHandlers, type QueryDeps } from './query.js';
 import { identityHandlers, type IdentityDeps } from './identity.js';
 import { observabilityHandlers, type ObservabilityDeps } from './observability.js';
 import { operationsHandlers, type OperationsDeps } from './operations.js';
 
 /** `data` is absent when the app is built without it (its operations then answer 501). */
-export type HandlerDeps = OperationsDeps & ObservabilityDeps & { data?: DataServices } & Partial<IdentityDeps> & { analytics?: AnalyticsServices };
+export type HandlerDeps = OperationsDeps & ObservabilityDeps & { data?: DataServices } & Partial<IdentityDeps> & { analytics?: AnalyticsServices } & { query?: QueryDeps; exports?: ExportDeps } & { uploads?: UploadDeps };
 
 /**
  * Every operation in the spec, bound to its handler. An operation marked `notImplemented` answers
@@ -30,18 +33,10 @@ export function createHandlers(deps: HandlerDeps): HandlerMap {
     ...datasetsHandlers(deps.data),
     ...(deps.access ? accessHandlers({ access: deps.access }) : { getDatasetAccess: notImplemented, updateDatasetAccess: notImplemented }),
     ...ingestHandlers(deps.data),
-    getIngestJob: notImplemented,
-    tusOptions: notImplemented,
-    createUpload: notImplemented,
-    getUploadOffset: notImplemented,
-    appendUpload: notImplemented,
-    deleteUpload: notImplemented,
-    queryDataset: notImplemented,
-    getDatasetChanges: notImplemented,
-    exportDataset: notImplemented,
-    getExport: notImplemented,
-    downloadExport: notImplemented,
+    ...uploadHandlers(deps.uploads),
+    ...queryHandlers(deps.query),
+    ...exportsHandlers(deps.exports),
     // web analytics
-    ...analyticsHandlers(deps.analytics),
+    ...analyticsHandlers(deps.analytics, deps.exports?.exports),
   };
 }

@@ -32,12 +32,37 @@ describe('the real server, driven by the generated SDK', () => {
     expect(ready.stores.warehouse.kind).toBe('chdb');
   });
 
-  it('raises an unimplemented operation as a 501 problem naming it', async () => {
-    // createUpload is the last operation without a resource id still unimplemented; swap in another when it lands.
-    const err = await client.createUpload({ headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', 'Upload-Metadata': 'format bmRqc29u' } }).catch((e: unknown) => e);
+  it('creates a dataset, ingests rows and queries them', async () => {
+    const dataset = await client.createDataset({
+      body: {
+        name: 'e2e_events',
+        columns: [
+          { name: 'event_time', type: 'timestamp', nullable: false },
+          { name: 'region', type: 'string', nullable: false },
+          { name: 'amount', type: 'float', nullable: true },
+        ],
+        time_column: 'event_time',
+        sort_key: ['region', 'event_time'],
+      },
+    });
+    const datasetId = dataset.id;
+    const ingested = await client.ingestRows({
+      params: { datasetId },
+      raw: { contentType: 'application/x-ndjson', data: '{"event_time":"2026-01-08T10:00:00Z","region":"eu","amount":2.5}\n{"event_time":"2026-01-08T11:00:00Z","region":"us","amount":4}\n{"event_time":"nope","region":"eu"}\n' },
+    });
+    expect(ingested).toMatchObject({ accepted: 2, quarantined: 1 });
+    const result = await client.queryDataset({ params: { datasetId }, body: { metrics: [{ fn: 'sum', column: 'amount', as: 'total' }], dimensions: ['region'], order_by: [{ column: 'region' }] } });
+    expect(result.rows).toEqual([
+      { region: 'eu', total: 2.5 },
+      { region: 'us', total: 4 },
+    ]);
+  });
+
+  it('raises a missing resource as a 404 problem with the request id', async () => {
+    const err = await client.getDataset({ params: { datasetId: 'ds_01J9ZK3M5X8Q2V7N4B' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WeirProblemError);
-    expect((err as WeirProblemError).status).toBe(501);
-    expect((err as WeirProblemError).problem.operationId).toBe('createUpload');
+    expect((err as WeirProblemError).status).toBe(404);
+    expect((err as WeirProblemError).problem.operationId).toBe('getDataset');
     expect((err as WeirProblemError).requestId).toMatch(/^[0-9A-Z]{26}$/);
   });
 
@@ -60,12 +85,12 @@ describe('the real server, driven by the generated SDK', () => {
       `import { WeirClient, WeirProblemError } from '@weir/sdk';
 const weir = new WeirClient({ baseUrl: process.argv[2], apiKey: process.argv[3] });
 const health = await weir.getHealth();
-const err = await weir.createUpload({ headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', 'Upload-Metadata': 'format bmRqc29u' } }).catch((e) => e);
+const err = await weir.getDataset({ params: { datasetId: 'ds_01J9ZK3M5X8Q2V7N4B' } }).catch((e) => e);
 console.log(JSON.stringify({ health: health.status, problem: err instanceof WeirProblemError ? err.status : String(err) }));
 `,
     );
     const { stdout } = await run(process.execPath, [join(project, 'client.js'), server.url, apiKey], { cwd: project });
-    expect(JSON.parse(stdout)).toEqual({ health: 'ok', problem: 501 });
+    expect(JSON.parse(stdout)).toEqual({ health: 'ok', problem: 404 });
   }, 60_000);
 
   it('shuts down gracefully on SIGTERM', async () => {

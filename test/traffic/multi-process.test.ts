@@ -66,8 +66,9 @@ describe.skipIf(testStoreMode() !== 'real')('four gateway processes sharing Redi
     expect([...counts.keys()].sort()).toEqual([200, 429]);
     // Exact: every admission the GCRA makes is accounted for; the bound has no slack.
     expect(admitted).toBeLessThanOrEqual(BURST + Math.floor(RATE * elapsedS));
-    // The load saturates the bucket, so nearly every token is taken (startup jitter: 0.3 s worth).
-    expect(admitted).toBeGreaterThanOrEqual(BURST + Math.floor(RATE * (elapsedS - 0.3)));
+    // The load saturates the bucket, so nearly every token is taken. On a loaded 2-core CI machine a
+    // round trip can take most of a second, so the refill of the last 1.5 s may go unclaimed.
+    expect(admitted).toBeGreaterThanOrEqual(BURST + Math.floor(RATE * (elapsedS - 1.5)));
     expect(sent).toBeGreaterThan(admitted * 2);
 
     // A clean shutdown flushes every buffered audit record; four writers extended one chain without gaps.

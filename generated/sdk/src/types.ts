@@ -2500,8 +2500,11 @@ export interface components {
              * @example 2026-01-08T11:00:00Z
              */
             created_at: string;
-            /** @example ds_01J9ZK3M5X8Q2V7N4B */
-            dataset_id: string;
+            /**
+             * @description The exported dataset; `null` for a website export.
+             * @example ds_01J9ZK3M5X8Q2V7N4B
+             */
+            dataset_id: string | null;
             /**
              * Format: uri-reference
              * @description Where to download the file (it needs the same credentials); `null` unless `status` is `succeeded`.
@@ -2536,6 +2539,11 @@ export interface components {
              * @enum {string}
              */
             status: "queued" | "running" | "succeeded" | "failed" | "expired";
+            /**
+             * @description The website whose hits are exported (`POST /v1/websites/{websiteId}/export`); `null` or absent for a dataset export.
+             * @example null
+             */
+            website_id?: string | null;
         };
         /**
          * @description What to export and how: the fields of a query (see `queryDataset`; no `cursor`, and `limit`
