@@ -13,6 +13,8 @@ const ISSUER = 'https://idp.query.test';
 const env = {
   JWT_ISSUERS: JSON.stringify([{ issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], secret: HMAC_SECRET, attributeClaims: ['region'] }]),
   EXPORT_TTL_HOURS: '1',
+  // These tests poll (changes settle, exports finish); the rate limits are tested in test/traffic.
+  RATE_LIMIT_POLICIES: JSON.stringify({ query: { burst: 1000, rate: 100 }, export: { burst: 1000, rate: 100 }, default: { burst: 1000, rate: 100 } }),
 };
 const token = (sub: string, extra: Record<string, unknown> = {}) => sign(new TextEncoder().encode(HMAC_SECRET), claims({ iss: ISSUER, sub, ...extra }));
 
