@@ -8,26 +8,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { reachable } from './reachable.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = 2;
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-async function reachable(url: string): Promise<boolean> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect({ host: u.hostname, port: Number(u.port) }, () => (s.end(), resolve(true)));
-    s.setTimeout(1000, () => (s.destroy(), resolve(false)));
-    s.on('error', () => resolve(false));
-  });
-}
 
 interface Side { url: string; child: ChildProcess; agent: Agent }
 
