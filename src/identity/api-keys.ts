@@ -1,3 +1,4 @@
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MetadataStore, Queryable, SharedState } from '../stores/index.js';
 import { newApiKey, parseApiKey, type ApiKeyEnv } from './api-key-format.js';
@@ -105,7 +106,7 @@ export interface ApiKeyStoreOptions {
  */
 export class ApiKeyStore {
   readonly #o: ApiKeyStoreOptions;
-  readonly #cache = new Map<string, { record: ApiKeyRecord | null; principal?: Principal; until: number }>();
+  readonly #cache = new Map<string, CacheEntry>();
   readonly #lastUsed = new Map<string, number>();
   #timer?: NodeJS.Timeout;
   #unsubscribe?: () => Promise<void>;
@@ -132,9 +133,7 @@ export class ApiKeyStore {
     if (!parsed || parsed.env !== this.#o.env) return { ok: false, reason: 'malformed' };
     const entry = await this.#lookup(parsed.keyId);
     const record = entry.record;
-    if (!record || !digestsEqual(record.secretHash, hashSecret(this.#o.pepper, raw))) {
-      return { ok: false, reason: 'invalid', prefix: parsed.prefix };
-    }
+    if (!record || !secretMatches(entry, record, this.#o.pepper, raw)) return { ok: false, reason: 'invalid', prefix: parsed.prefix };
     if (record.revokedAt) return { ok: false, reason: 'revoked', prefix: parsed.prefix };
     if (record.expiresAt && record.expiresAt.getTime() <= now) return { ok: false, reason: 'expired', prefix: parsed.prefix };
     this.#lastUsed.set(record.keyId, now);
@@ -283,11 +282,11 @@ export class ApiKeyStore {
     }
   }
 
-  async #lookup(keyId: string): Promise<{ record: ApiKeyRecord | null; principal?: Principal }> {
+  async #lookup(keyId: string): Promise<CacheEntry> {
     const now = Date.now();
     const hit = this.#cache.get(keyId);
     if (hit && hit.until > now) return hit;
-    const entry = { record: (await this.get(keyId)) ?? null, until: now + this.#o.cacheTtlMs };
+    const entry: CacheEntry = { record: (await this.get(keyId)) ?? null, until: now + this.#o.cacheTtlMs };
     if (this.#o.cacheTtlMs > 0) {
       if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
       this.#cache.set(keyId, entry);
@@ -304,6 +303,28 @@ export class ApiKeyStore {
       this.#o.logger.warn({ err, keyId }, 'auth: could not publish an API key change');
     }
   }
+}
+
+interface CacheEntry {
+  record: ApiKeyRecord | null;
+  principal?: Principal;
+  /** SHA-256 of the last presentation that passed the peppered HMAC check (never the secret itself). */
+  verified?: Buffer;
+  until: number;
+}
+
+/**
+ * The peppered HMAC check, remembered per cache entry: a key presented again while its record is
+ * cached is compared (in constant time) with the digest of the presentation already verified, which
+ * costs a third of the HMAC (Node's Hmac object is the expensive part of the API-key path). A
+ * different presentation, right or wrong, still goes through the HMAC.
+ */
+function secretMatches(entry: CacheEntry, record: ApiKeyRecord, pepper: Buffer, raw: string): boolean {
+  const presented = hash('sha256', raw, 'buffer');
+  if (entry.verified && timingSafeEqual(entry.verified, presented)) return true;
+  if (!digestsEqual(record.secretHash, hashSecret(pepper, raw))) return false;
+  entry.verified = presented;
+  return true;
 }
 
 function encodeCursor(r: ApiKeyRecord): string {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import spec from '../../generated/openapi.json' with { type: 'json' };
+import { newApiKey } from '../../src/identity/api-key-format.js';
 import { bootstrapIfEmpty, createAdminKey } from '../../src/identity/bootstrap.js';
 import type { Identity } from '../../src/identity/index.js';
 import { startGateway, type TestGateway } from '../helpers/app.js';
@@ -105,6 +106,20 @@ describe('GET /v1/api-keys', () => {
     expect(await lastUsed()).toBeNull();
     await identity.apiKeys.flushLastUsed();
     expect(Date.now() - Date.parse(await lastUsed())).toBeLessThan(60_000);
+  });
+});
+
+describe('the per-request check', () => {
+  it('refuses a forged secret for a key id whose real key was just accepted and cached', async () => {
+    const key = await createKey(otherAdmin, { name: 'cached', roles: ['admin'] });
+    expect(await status({ 'X-API-Key': key.secret })).toBe(200);
+    const publicId = (key.secret as string).split('_')[2]!;
+    const forged = newApiKey('live', publicId).key;
+    expect(forged).not.toBe(key.secret);
+    expect(await status({ 'X-API-Key': forged })).toBe(401);
+    // and the forgery did not displace the real key's remembered check
+    expect(await status({ 'X-API-Key': key.secret })).toBe(200);
+    expect(await status({ 'X-API-Key': forged })).toBe(401);
   });
 });
 
