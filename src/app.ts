@@ -89,7 +89,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     const job = await exportJobs.get(id);
     return job && { tenant: job.tenant, attributes: { created_by: job.created_by } };
   });
-  const uploads = createUploadServices({ config, stores, data, logger });
+  const uploads = await createUploadServices({ config, stores, data, logger });
   access.resources.register('upload', uploads.resolveUpload);
   access.resources.register('ingest-job', uploads.resolveJob);
   uploads.service.start();
@@ -157,6 +157,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         await ingestStream.close();
         await exportJobs.close();
         await uploads.service.close();
+        await uploads.closeLocker();
         await data.close();
         await identity.close();
         await access.close();

@@ -1,13 +1,14 @@
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FileStore } from '@tus/file-store';
-import { ERRORS, MemoryLocker, Server, type Upload } from '@tus/server';
+import { MemoryLocker, Server, type Locker, type Upload } from '@tus/server';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { newId } from '../datasets/ids.js';
 import type { DatasetService } from '../datasets/service.js';
 import type { Principal } from '../gateway/request-types.js';
 import { ProblemError } from '../problem.js';
+import { answerProblemsAsJson, markProblem, tusErrorAsProblem } from './tus-problems.js';
 import type { MetadataStore } from '../stores/index.js';
 import { IngestJobs, type UploadFormat } from './jobs.js';
 
@@ -15,6 +16,8 @@ export interface UploadOptions {
   dir: string;
   maxSize: number;
   expiryMs: number;
+  /** Serialises requests for one upload: see createUploadLocker (in-process or through Redis). */
+  locker?: Locker;
 }
 
 export interface UploadRecord {
@@ -51,16 +54,16 @@ export function parseUploadMetadata(header: string | undefined): UploadRequest {
 }
 
 type NodeBound = { runtime?: { node?: { req: IncomingMessage } } };
-const nodeReq = (req: unknown) => (req as NodeBound).runtime?.node?.req as (IncomingMessage & { principal?: Principal; weirUpload?: UploadRequest }) | undefined;
+const nodeReq = (req: unknown) => (req as NodeBound).runtime?.node?.req as (Request & { weirUpload?: UploadRequest }) | undefined;
 
 /**
  * Resumable uploads: the tus server (creation, creation-with-upload, termination, expiration) over
  * files in `dir`, behind the gateway's plugin chain. Who may touch an upload is in PostgreSQL
  * (`uploads`); a finished upload becomes an ingest job.
  *
- * Locking: tus's MemoryLocker, so two requests for one upload are serialised only within one
- * process. With several gateway processes, route an upload's requests to one process (sticky by
- * upload id) or add a shared locker.
+ * Locking: requests for one upload are serialised by the locker given (createUploadLocker: through
+ * Redis when configured, so a resumed PATCH may land on any gateway process sharing the upload
+ * directory; in-process otherwise).
  */
 export class UploadService {
   readonly tus: Server;
@@ -78,7 +81,7 @@ export class UploadService {
     this.tus = new Server({
       path: '/v1/uploads',
       datastore: this.store,
-      locker: new MemoryLocker(),
+      locker: options.locker ?? new MemoryLocker(),
       maxSize: options.maxSize,
       relativeLocation: true,
       exposedHeaders: ['Weir-Ingest-Job-Id', 'X-Request-Id'],
@@ -100,11 +103,12 @@ export class UploadService {
         const jobId = await this.finish(upload);
         return { headers: { 'Weir-Ingest-Job-Id': jobId } };
       },
-      onResponseError: (_req, err) => {
+      onResponseError: (req, err) => {
         if (!('status_code' in err)) this.logger.error({ err }, 'uploads: tus request failed');
-        // The spec: a complete upload belongs to its ingest job and cannot be terminated (409).
-        if ('status_code' in err && err.body === ERRORS.INVALID_TERMINATION.body) return { status_code: 409, body: `${err.body}\n` };
-        return undefined;
+        const node = nodeReq(req);
+        markProblem(node?.res);
+        const tusError = 'status_code' in err ? err : { status_code: 500, body: '' };
+        return tusErrorAsProblem(tusError, node?.id ? `urn:weir:request:${node.id}` : undefined);
       },
     });
   }
@@ -136,6 +140,7 @@ export class UploadService {
       throw err;
     }
     (req as Request & { weirUpload?: UploadRequest }).weirUpload = wanted;
+    answerProblemsAsJson(res);
     await this.tus.handle(req, res as unknown as ServerResponse);
   }
 
@@ -155,6 +160,7 @@ export class UploadService {
         if (job) res.setHeader('Weir-Ingest-Job-Id', job.id);
       }
     }
+    answerProblemsAsJson(res);
     await this.tus.handle(req, res as unknown as ServerResponse);
   }
 

@@ -54,6 +54,29 @@ describe('tus uploads', () => {
     expect(head.headers.get('weir-ingest-job-id')).toBe(jobId);
     const del = await fetch(url, { method: 'DELETE', headers: { ...acme, 'tus-resumable': '1.0.0' } });
     expect(del.status).toBe(409);
+    expect(del.headers.get('content-type')).toContain('application/problem+json');
+    expect(await del.json()).toMatchObject({ type: 'https://weir.dev/problems/conflict', status: 409, instance: expect.stringMatching(/^urn:weir:request:/) });
+  });
+
+  it("answers tus's own errors as problem+json with the status tus clients expect", async () => {
+    const created = await fetch(`${gw.url}/v1/uploads`, { method: 'POST', headers: { ...acme, 'tus-resumable': '1.0.0', 'upload-length': '10', 'upload-metadata': `dataset_id ${b64(ds)},format ${b64('ndjson')}` } });
+    expect(created.status).toBe(201);
+    const url = new URL(created.headers.get('location')!, gw.url).href;
+    const patch = (offset: string, body: string, contentType = 'application/offset+octet-stream') =>
+      fetch(url, { method: 'PATCH', headers: { ...acme, 'tus-resumable': '1.0.0', 'upload-offset': offset, 'content-type': contentType }, body });
+
+    const wrongOffset = await patch('4', 'abc');
+    expect(wrongOffset.status).toBe(409);
+    expect(wrongOffset.headers.get('content-type')).toContain('application/problem+json');
+    expect(await wrongOffset.json()).toMatchObject({ type: 'https://weir.dev/problems/upload-offset-mismatch', status: 409, detail: expect.stringContaining('HEAD') });
+
+    const tooLong = await patch('0', 'x'.repeat(11));
+    expect(tooLong.status).toBe(413);
+    expect(await tooLong.json()).toMatchObject({ type: 'https://weir.dev/problems/payload-too-large', status: 413 });
+
+    // Nothing was accepted by the refused requests: the upload still starts at 0.
+    const head = await fetch(url, { method: 'HEAD', headers: { ...acme, 'tus-resumable': '1.0.0' } });
+    expect(head.headers.get('upload-offset')).toBe('0');
   });
 
   it('ingests a gzip CSV upload with a header row', async () => {
