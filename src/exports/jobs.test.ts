@@ -108,4 +108,25 @@ describe('export jobs', () => {
     expect(expired!.status).toBe('expired');
     await expect(stat(job.file_path!)).rejects.toThrow();
   });
+
+  it('stops the warehouse query of a running export on close, and leaves the job queued for another process', async () => {
+    // The shared instance stops claiming jobs; this one takes the slow job.
+    await jobs.close();
+    const own = new ExportJobs({ metadata: stores.metadata, warehouse: stores.warehouse, logger, dir: join(cfg.dataDir, 'exports'), ttlMs: 60_000, concurrency: 1, sweepIntervalMs: 50 });
+    await own.start();
+    const created = await own.create({
+      tenant: 't1', createdBy: 'u1', sourceType: 'dataset', sourceId: 'ds_x', format: 'csv', compression: 'none',
+      // Minutes of work in the warehouse for a one-line file.
+      query: { sql: 'SELECT sum(number) AS s FROM numbers(1000000000000)', countSql: 'SELECT 1 AS total', params: {} },
+    });
+    for (let i = 0; i < 100 && (await own.get(created.id))?.status !== 'running'; i++) await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 500));
+    await own.close();
+    // Embedded ClickHouse runs one query at a time per connection: this answers at once only if the export's query was stopped.
+    const started = Date.now();
+    await stores.warehouse.client.query({ query: 'SELECT 1', format: 'JSONEachRow' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect((await own.get(created.id))!.status).toBe('queued');
+    await stores.metadata.query(`UPDATE export_jobs SET status = 'failed' WHERE id = $1`, [created.id]);
+  }, 30_000);
 });

@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
+import { cancellable } from '../query/cancel.js';
 import type { Warehouse } from '../stores/index.js';
 
 export type ExportFormat = 'csv' | 'ndjson' | 'parquet';
@@ -27,25 +28,30 @@ export async function writeExportFile(
   path: string,
   signal?: AbortSignal,
 ): Promise<number> {
-  if (warehouse.kind === 'chdb') {
-    // The path is ours (DATA_DIR and a generated id), never the client's; quoted as a literal
-    // because INTO OUTFILE takes no parameters.
-    if (!/^[\w./-]+$/.test(path)) throw new Error(`unsafe export path ${path}`);
-    const gzip = compression === 'gzip' ? " COMPRESSION 'gzip'" : '';
-    await warehouse.client.command({
-      query: `${query.sql} INTO OUTFILE '${path}'${gzip} FORMAT ${clickhouseFormat[format]}`,
-      query_params: query.params,
-      abort_signal: signal,
-    });
-  } else {
-    const result = await warehouse.client.exec({
-      query: `${query.sql} FORMAT ${clickhouseFormat[format]}`,
-      query_params: query.params,
-      abort_signal: signal,
-    });
-    const body = result.stream as Readable;
-    if (compression === 'gzip') await pipeline(body, createGzip(), createWriteStream(path));
-    else await pipeline(body, createWriteStream(path));
-  }
+  // Tagged, so an abort (shutdown) stops the warehouse's work too, not just the wait for it.
+  await cancellable(warehouse, signal, async (tag) => {
+    if (warehouse.kind === 'chdb') {
+      // The path is ours (DATA_DIR and a generated id), never the client's; quoted as a literal
+      // because INTO OUTFILE takes no parameters.
+      if (!/^[\w./-]+$/.test(path)) throw new Error(`unsafe export path ${path}`);
+      const gzip = compression === 'gzip' ? " COMPRESSION 'gzip'" : '';
+      await warehouse.client.command({
+        query: `${query.sql} INTO OUTFILE '${path}'${gzip} FORMAT ${clickhouseFormat[format]}`,
+        query_params: query.params,
+        clickhouse_settings: tag,
+        abort_signal: signal,
+      });
+    } else {
+      const result = await warehouse.client.exec({
+        query: `${query.sql} FORMAT ${clickhouseFormat[format]}`,
+        query_params: query.params,
+        clickhouse_settings: tag,
+        abort_signal: signal,
+      });
+      const body = result.stream as Readable;
+      if (compression === 'gzip') await pipeline(body, createGzip(), createWriteStream(path));
+      else await pipeline(body, createWriteStream(path));
+    }
+  });
   return (await stat(path)).size;
 }

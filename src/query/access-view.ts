@@ -27,7 +27,35 @@ export interface AccessViewOptions {
 
 const INTERNAL_COLUMNS = new Set(['_ingested_at', '_request_id']);
 
-export async function accessViewFor(access: AccessControl, principal: Principal, dataset: DatasetRecord, options: AccessViewOptions = {}): Promise<AccessView> {
+/** What accessViewFor reads: decisions and policy lines, and the dataset's grants. */
+export interface AccessSource {
+  authorizer: Pick<AccessControl['authorizer'], 'rulesOfType' | 'holdsRole'>;
+  grants: Pick<AccessControl['grants'], 'forResource'>;
+}
+
+/** Where a rule came from: a policy line or a dataset grant. */
+export interface RuleSource {
+  rule: string;
+  from: string;
+}
+
+/** The view and how it was made, for security admins (`npm run weir -- policy explain-data`). */
+export interface AccessExplanation {
+  view: AccessView;
+  /** The row rules that apply to this caller and dataset. */
+  rowRules: RuleSource[];
+  /** Of those, the ones that cannot apply to this dataset (they allow nothing), with why. */
+  ruleErrors: { rule: string; error: string }[];
+  /** The field rules that apply (JSON as in the policy files and grants). */
+  fieldRules: RuleSource[];
+}
+
+export async function accessViewFor(access: AccessSource, principal: Principal, dataset: DatasetRecord, options: AccessViewOptions = {}): Promise<AccessView> {
+  return (await explainAccess(access, principal, dataset, options)).view;
+}
+
+/** accessViewFor, with the rules that made the view: the same code path, so what it shows is what queries get. */
+export async function explainAccess(access: AccessSource, principal: Principal, dataset: DatasetRecord, options: AccessViewOptions = {}): Promise<AccessExplanation> {
   const now = options.now ?? new Date();
   const applies = appliesTo(access, principal, dataset);
   const { grants } = await access.grants.forResource(principal.tenant, 'dataset', dataset.id);
@@ -35,18 +63,32 @@ export async function accessViewFor(access: AccessControl, principal: Principal,
   const fromGrants = new Set(grants.flatMap(grantRules).map((line) => JSON.stringify(line)));
   const fromPolicy = (ptype: 'p2' | 'p3') => access.authorizer.rulesOfType(ptype).filter((line) => !fromGrants.has(JSON.stringify([ptype, ...line])) && applies(line));
   const liveGrants = grants.filter((g) => (!g.expiresAt || g.expiresAt > now) && grantHolder(access, principal, g));
+  const policySource = (ptype: string, line: string[]) => `policy: ${ptype}, ${line.slice(0, 3).join(', ')}`;
+  const grantSource = (g: Grant) => `grant ${g.id} to ${g.principal.type} ${g.principal.id}`;
 
-  const rowRuleTexts = [...fromPolicy('p2').map((line) => line[3]!), ...liveGrants.map((g) => g.rowRule ?? 'true')];
+  const rowRules: RuleSource[] = [
+    ...fromPolicy('p2').map((line) => ({ rule: line[3]!, from: policySource('p2', line) })),
+    ...liveGrants.map((g) => ({ rule: g.rowRule ?? 'true', from: grantSource(g) })),
+  ];
+  const fieldRuleSources: RuleSource[] = [
+    ...fromPolicy('p3').map((line) => ({ rule: line[3]!, from: policySource('p3', line) })),
+    ...liveGrants.filter((g) => Object.keys(g.fieldRules).length).map((g) => ({ rule: JSON.stringify(g.fieldRules), from: grantSource(g) })),
+  ];
   const fieldRules = [...fromPolicy('p3').map((line) => parseFieldRules(line[3]!)), ...liveGrants.map((g) => g.fieldRules)];
 
   const columns = dataset.columns.map(queryableColumn);
-  const allow = compilable(rowRuleTexts, columns, principal, options.onRuleError);
-  return {
+  const ruleErrors: AccessExplanation['ruleErrors'] = [];
+  const allow = compilable(rowRules.map((r) => r.rule), columns, principal, (rule, err) => {
+    ruleErrors.push({ rule, error: err.message });
+    options.onRuleError?.(rule, err);
+  });
+  const view: AccessView = {
     columns: combineFieldRules(columns.map((c) => c.name), fieldRules),
     // An allow rule of plain `true` shows every row: no predicate at all.
     rowFilter: allow === 'all' ? undefined : compileRowRules({ allow, deny: [] }, columns, principal),
     hashSalt: createHash('sha256').update(`weir-mask\u0000${principal.tenant}`).digest('hex'),
   };
+  return { view, rowRules, ruleErrors, fieldRules: fieldRuleSources };
 }
 
 export function queryableColumn(c: DatasetRecord['columns'][number]): QueryableColumn {
@@ -54,17 +96,17 @@ export function queryableColumn(c: DatasetRecord['columns'][number]): QueryableC
 }
 
 /** Whether a p2/p3 line `[sub, dom, obj, rule]` is about this principal and dataset. */
-function appliesTo(access: AccessControl, principal: Principal, dataset: DatasetRecord) {
+function appliesTo(access: AccessSource, principal: Principal, dataset: DatasetRecord) {
   return ([sub, dom, obj]: string[]): boolean =>
     (dom === '*' || dom === principal.tenant) && (obj === 'dataset:*' || obj === `dataset:${dataset.id}`) && subjectMatches(access, principal, sub ?? '');
 }
 
-function subjectMatches(access: AccessControl, principal: Principal, sub: string): boolean {
+function subjectMatches(access: AccessSource, principal: Principal, sub: string): boolean {
   if (sub === `subject:${principal.subject}`) return true;
   return sub.startsWith('role:') && access.authorizer.holdsRole(principal, sub.slice('role:'.length));
 }
 
-const grantHolder = (access: AccessControl, principal: Principal, g: Grant) =>
+const grantHolder = (access: AccessSource, principal: Principal, g: Grant) =>
   g.principal.type === 'subject' ? g.principal.id === principal.subject : access.authorizer.holdsRole(principal, g.principal.id);
 
 /** A rule that can't apply to this dataset (say it names a column it lacks) allows nothing: fail closed. */

@@ -1,5 +1,6 @@
 import type { Warehouse } from '../stores/index.js';
 import { ProblemError } from '../problem.js';
+import { cancellable } from './cancel.js';
 import { quoteIdent, visibleColumns } from './columns.js';
 import { toApiValue, type QueryLimits } from './execute.js';
 import { ParamBag } from './params.js';
@@ -64,14 +65,16 @@ export async function fetchChanges(
     ...(view.rowFilter ? [`(${view.rowFilter.sql})`] : []),
   ];
   const sql = `SELECT ${select} FROM ${dataset.table} WHERE ${where.join(' AND ')} ORDER BY \`_ingested_at\`, \`_request_id\`${tieBreak} LIMIT ${options.limit + 1} OFFSET ${since.n}`;
-  const result = await warehouse.client.query({
-    query: sql,
-    query_params: { ...params.values, ...(view.rowFilter?.params ?? {}) },
-    format: 'JSONEachRow',
-    clickhouse_settings: { max_execution_time: options.limits.maxExecutionSeconds, max_memory_usage: String(options.limits.maxMemoryBytes) } as never,
-    abort_signal: options.signal,
+  const fetched = await cancellable(warehouse, options.signal, async (tag) => {
+    const result = await warehouse.client.query({
+      query: sql,
+      query_params: { ...params.values, ...(view.rowFilter?.params ?? {}) },
+      format: 'JSONEachRow',
+      clickhouse_settings: { max_execution_time: options.limits.maxExecutionSeconds, max_memory_usage: String(options.limits.maxMemoryBytes), ...tag } as never,
+      abort_signal: options.signal,
+    });
+    return result.json<Record<string, unknown>>();
   });
-  const fetched = await result.json<Record<string, unknown>>();
   const page = fetched.slice(0, options.limit);
   const times = page.map((r) => String(r.__weir_t));
   const types = new Map(columns.map((c) => [c.name, c.type]));

@@ -73,8 +73,10 @@ export function compileQuery(req: QueryRequest, dataset: QueryableDataset, view:
   }
 
   const orderBy: string[] = [];
+  const ordered = new Set<string>();
   (req.order_by ?? []).forEach((o, i) => {
     const out = outputs.find((x) => x.alias === o.column);
+    if (out) ordered.add(out.alias);
     const sql = out ? quoteIdent(out.alias) : !aggregate ? columns.get(o.column)?.sql : undefined;
     if (!sql) {
       problems.add(`/order_by/${i}/column`, aggregate ? `must be a result column (a dimension or a metric's "as")` : `names an unknown column ${JSON.stringify(o.column)}`);
@@ -82,8 +84,12 @@ export function compileQuery(req: QueryRequest, dataset: QueryableDataset, view:
     }
     orderBy.push(`${sql} ${o.direction === 'desc' ? 'DESC' : 'ASC'}`);
   });
-  // Every result column as a tie-breaker, so pages don't overlap or skip rows.
-  if (!options.export) for (const o of outputs) orderBy.push(`${quoteIdent(o.alias)} ASC`);
+  // Tie-breakers, so pages don't overlap or skip rows: every result column not ordered yet (for an
+  // aggregate, the dimensions: a group's key is unique).
+  if (!options.export) {
+    const keys = aggregate ? outputs.filter((o) => groupBy.includes(quoteIdent(o.alias))) : outputs;
+    for (const o of keys) if (!ordered.has(o.alias)) orderBy.push(`${quoteIdent(o.alias)} ASC`);
+  }
 
   const maxLimit = options.maxLimit ?? 100_000;
   const limit = Math.min(req.limit ?? 1000, maxLimit);

@@ -1,4 +1,6 @@
+import type { Logger } from 'pino';
 import type { Warehouse } from '../stores/index.js';
+import { cancellable } from './cancel.js';
 import { encodeCursor } from './cursor.js';
 import type { CompiledQuery } from './types.js';
 
@@ -24,34 +26,58 @@ export async function runQuery(
   warehouse: Warehouse,
   query: CompiledQuery,
   limits: QueryLimits,
-  options: { signal?: AbortSignal; withTotal?: boolean } = {},
+  options: { signal?: AbortSignal; withTotal?: boolean; logger?: Logger } = {},
 ): Promise<QueryPage> {
   const started = performance.now();
-  const settings = {
-    max_execution_time: limits.maxExecutionSeconds,
-    max_memory_usage: String(limits.maxMemoryBytes),
-    max_result_rows: String(query.limit + 1),
-    result_overflow_mode: 'throw' as const,
-  };
+  return cancellable(
+    warehouse,
+    options.signal,
+    (tag) => {
+      const settings = {
+        max_execution_time: limits.maxExecutionSeconds,
+        max_memory_usage: String(limits.maxMemoryBytes),
+        max_result_rows: String(query.limit + 1),
+        result_overflow_mode: 'throw' as const,
+        // Finds the query in system.processes, to stop it when the caller goes away.
+        ...tag,
+      };
+      return page(warehouse, query, settings, options.signal, options.withTotal, started);
+    },
+    options.logger,
+  );
+}
+
+async function page(
+  warehouse: Warehouse,
+  query: CompiledQuery,
+  settings: Record<string, unknown>,
+  signal: AbortSignal | undefined,
+  withTotal: boolean | undefined,
+  started: number,
+): Promise<QueryPage> {
   const run = async <T>(sql: string) => {
     const result = await warehouse.client.query({
       query: sql,
       query_params: query.params,
       format: 'JSONEachRow',
       clickhouse_settings: settings as never,
-      abort_signal: options.signal,
+      abort_signal: signal,
     });
     return result.json<T>();
   };
-  const [rows, total] = await Promise.all([
-    run<Record<string, unknown>>(query.sql),
-    options.withTotal === false ? undefined : run<{ total: string | number }>(query.countSql),
-  ]);
+  const rows = await run<Record<string, unknown>>(query.sql);
+  // A page that isn't full (and isn't past the end) is the rest of the result: its total is known
+  // without counting. Only a full page, or one past the end, needs the count query (a second pass
+  // over the data, which would otherwise double the cost of a typical grouped query).
+  let totalRows: number | undefined;
+  if (withTotal !== false) {
+    if (rows.length < query.limit && (rows.length > 0 || query.offset === 0)) totalRows = query.offset + rows.length;
+    else totalRows = Number((await run<{ total: string | number }>(query.countSql))[0]?.total ?? 0);
+  }
   const types = new Map(query.columns.map((c) => [c.name, c.type]));
   for (const row of rows) {
     for (const [key, value] of Object.entries(row)) row[key] = toApiValue(types.get(key), value);
   }
-  const totalRows = total ? Number(total[0]?.total ?? 0) : undefined;
   const more = totalRows !== undefined ? query.offset + rows.length < totalRows : rows.length === query.limit;
   return {
     rows,

@@ -209,6 +209,38 @@ describe('pagination', () => {
     expect(second.next_cursor).toBeNull();
     expect(problemsOf(() => compileQuery({ ...req, order_by: [{ column: 'id' }], cursor: first.next_cursor! }, dataset, allVisible()))[0]!.pointer).toBe('#/cursor');
   });
+
+  it('counts total_rows with a second query only when the page cannot tell it (full, or past the end)', async () => {
+    const counted: string[] = [];
+    const original = wh.client.query.bind(wh.client);
+    const spy = ((args: Parameters<typeof original>[0]) => {
+      counted.push(args.query);
+      return original(args);
+    }) as typeof original;
+    wh.client.query = spy;
+    try {
+      const run = async (req: QueryRequest) => {
+        counted.length = 0;
+        const page = await runQuery(wh, compileQuery(req, dataset, allVisible()), limits);
+        return { total: page.total_rows, queries: counted.length, more: page.next_cursor !== null };
+      };
+      const req: QueryRequest = { select: ['id'], order_by: [{ column: 'id' }], limit: 3 };
+      expect(await run({ ...req, limit: 10 })).toEqual({ total: 4, queries: 1, more: false });
+      expect(await run({ metrics: [{ fn: 'count' }], dimensions: ['region'], limit: 10 })).toEqual({ total: 4, queries: 1, more: false });
+      expect(await run({ ...req, filters: { column: 'id', op: 'gt', value: 100 } })).toEqual({ total: 0, queries: 1, more: false });
+      const first = await run(req);
+      expect(first).toEqual({ total: 4, queries: 2, more: true });
+      const full = await runQuery(wh, compileQuery(req, dataset, allVisible()), limits);
+      counted.length = 0;
+      const last = await runQuery(wh, compileQuery({ ...req, cursor: full.next_cursor! }, dataset, allVisible()), limits);
+      expect([last.total_rows, counted.length, last.next_cursor]).toEqual([4, 1, null]);
+      // A page past the end (the rows shrank since the cursor was made) still tells the true total.
+      const past = await runQuery(wh, { ...compileQuery(req, dataset, allVisible()), offset: 10, sql: compileQuery(req, dataset, allVisible()).sql.replace('OFFSET 0', 'OFFSET 10') }, limits);
+      expect([past.rows.length, past.total_rows, past.next_cursor]).toEqual([0, 4, null]);
+    } finally {
+      wh.client.query = original;
+    }
+  });
 });
 
 describe('field and row rules', () => {
