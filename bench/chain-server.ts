@@ -36,9 +36,25 @@ const server = app.listen(0, '127.0.0.1', () => {
   console.log(`listening http://127.0.0.1:${port}`);
 });
 server.keepAliveTimeout = 60_000;
+// BENCH_HEAP_PROFILE=<dir>: sample allocations, garbage included (what the GC has to clear), and
+// write them as a .heapprofile (Chrome DevTools' Memory tab) on exit.
+const heapProfile = mode === 'full' && process.env.BENCH_HEAP_PROFILE ? await startAllocationSampling() : undefined;
+async function startAllocationSampling() {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  return async () => {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(`${process.env.BENCH_HEAP_PROFILE}/full-${process.pid}.heapprofile`, JSON.stringify(profile));
+  };
+}
 process.on('SIGTERM', () => {
+  const profiled = heapProfile?.();
   server.closeAllConnections();
   server.close(async () => {
+    await profiled;
     await (app as { weir?: { close(): Promise<void> } }).weir?.close();
     await stores.close();
     process.exit(0);

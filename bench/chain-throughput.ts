@@ -6,7 +6,7 @@
  * BENCH_REDIS_URL are set (defaults: the local test servers if reachable), else embedded stores.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +23,10 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 interface Side { url: string; child: ChildProcess; agent: Agent }
 
 async function start(mode: 'bare' | 'full', env: Record<string, string>): Promise<Side> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/chain-server.ts'), mode], {
+  // BENCH_PROFILE=<dir>: each server writes V8 CPU profiles under <dir>/bare and <dir>/full when it
+  // exits (the largest is the main thread's); BENCH_HEAP_PROFILE=<dir>: the full chain's allocations (see chain-server.ts).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_PROFILE, mode)}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(root, 'bench/chain-server.ts'), mode], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -49,11 +52,23 @@ function get(side: Side): Promise<number> {
   });
 }
 
-interface Result { rps: number; p50: number; p99: number; n: number }
+interface Result { rps: number; p50: number; p99: number; n: number; cpuUs?: number }
+
+/** The server process's CPU time so far (user + system, µs), from /proc; undefined where there is none. */
+function cpuTimeUs(side: Side): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${side.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
 
 /** N connections for `seconds`; with `rate`, requests are paced to that many per second in total. */
 async function load(side: Side, seconds: number, rate?: number): Promise<Result> {
   const latencies: number[] = [];
+  const cpuBefore = cpuTimeUs(side);
   const started = performance.now();
   const end = started + seconds * 1000;
   const worker = async (w: number) => {
@@ -71,12 +86,16 @@ async function load(side: Side, seconds: number, rate?: number): Promise<Result>
   };
   await Promise.all(Array.from({ length: CONNECTIONS }, (_, w) => worker(w)));
   const elapsed = (performance.now() - started) / 1000;
+  const cpuAfter = cpuTimeUs(side);
+  const cpuUs = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / latencies.length;
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
-  return { rps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), n: latencies.length };
+  return { rps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), n: latencies.length, cpuUs };
 }
 
-const fmt = (r: Result) => `${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.n} requests)`;
+// Server CPU per request (from /proc, so it is there on Linux): steadier than throughput on a shared machine.
+const fmt = (r: Result) =>
+  `${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.n} requests${r.cpuUs === undefined ? '' : `, server CPU ${r.cpuUs.toFixed(0)} µs/request`})`;
 
 async function main(): Promise<void> {
   const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -108,6 +127,7 @@ async function main(): Promise<void> {
     console.log(`  bare handler  ${fmt(b)}`);
     console.log(`  full chain    ${fmt(f)}`);
     console.log(`  throughput ratio full/bare: ${((f.rps / b.rps) * 100).toFixed(1)}%  (target >= 70%)`);
+    if (f.cpuUs && b.cpuUs) console.log(`  server CPU per request: full ${f.cpuUs.toFixed(0)} µs, bare ${b.cpuUs.toFixed(0)} µs`);
 
     const half = f.rps / 2;
     const hb = await load(bare, SECONDS, half);

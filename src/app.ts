@@ -1,4 +1,3 @@
-import compression from 'compression';
 import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
@@ -10,8 +9,9 @@ import { createPlugins } from '../plugins/index.js';
 import type { Config } from './config.js';
 import { docsRouter } from './docs.js';
 import { problemErrorHandler, unmatchedRoute } from './gateway/errors.js';
-import { configurePlugins, mountGlobals, mountOperations } from './gateway/pipeline.js';
+import { configurePlugins, globalMiddleware, mountOperations } from './gateway/pipeline.js';
 import { staticHeaders } from './gateway/static-headers.js';
+import { compressionWhenAccepted } from './gateway/compression.js';
 import type { AnyPlugin, PluginDeps } from './gateway/plugin.js';
 import './gateway/request-types.js';
 import { createHandlers } from './handlers/index.js';
@@ -113,8 +113,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.disable('x-powered-by');
   // req.ip is the socket's peer unless that peer is a configured proxy (TRUST_PROXY), so a spoofed X-Forwarded-For changes nothing.
   app.set('trust proxy', config.http.trustProxy);
-  mountGlobals(app, plugins, deps);
-  app.use(
+  // Middleware for every request, run as one layer ahead of the operations (see mountOperations).
+  const front = globalMiddleware(plugins, deps);
+  front.push(
     staticHeaders(
       helmet({
         strictTransportSecurity: config.tls ? { maxAge: config.tls.hstsMaxAge, includeSubDomains: true } : false,
@@ -129,13 +130,14 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     });
     // Only a real preflight (with Access-Control-Request-Method) is CORS's; other OPTIONS requests,
     // such as tus discovery, go on to their operation.
-    app.use((req, res, next) =>
+    front.push((req, res, next) =>
       req.method === 'OPTIONS' && !req.headers['access-control-request-method'] ? next() : corsMiddleware(req, res, next),
     );
   }
-  app.use(compression());
+  front.push(compressionWhenAccepted());
+  mountOperations(app, ops, handlers, plugins, deps, front);
+  // After the operations (no operation path is under /docs or /openapi.json), so API requests don't pass its routes.
   app.use(docsRouter(deps.spec));
-  mountOperations(app, ops, handlers, plugins, deps);
   app.use(unmatchedRoute(ops));
   app.use(recordProblem);
   app.use(problemErrorHandler(logger));

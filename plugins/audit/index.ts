@@ -28,8 +28,9 @@ export function createAuditPlugin() {
 function auditMiddleware(settings: AuditSettings, log: AuditLog): RequestHandler {
   const { writer } = log;
   const start: RequestHandler = (req, res, next) => {
-    const at = requestStart(req);
-    res.once('close', () => writer.add(auditRecord(settings, req, res, at)));
+    const at = requestStart(req, settings);
+    // 'close' comes once per response (after the answer, or when the client goes away first).
+    res.on('close', () => writer.add(auditRecord(settings, req, res, at)));
     next();
   };
   return (req, res, next) => {

@@ -3,6 +3,7 @@ import type { OperationInfo } from '../../generated/registry.js';
 import { anonymizeIp } from '../../src/audit/anonymize-ip.js';
 import { ANONYMOUS_TENANT, outcomeOf, type PendingAuditEvent } from '../../src/audit/event.js';
 import '../../src/observability/request-facts.js';
+import { clientIp } from '../../src/gateway/client-ip.js';
 import { newRequestId } from '../request-id/request-id.js';
 
 const USER_AGENT_MAX = 512;
@@ -15,8 +16,11 @@ export interface RequestStart {
   clientIp: string;
 }
 
-export function requestStart(req: Request): RequestStart {
-  return { params: { ...req.params } as Record<string, string>, clientIp: req.ip ?? req.socket?.remoteAddress ?? 'unknown' };
+const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+export function requestStart(req: Request, s?: AuditSettings): RequestStart {
+  const params = s && s.op.pathParams.length === 0 && s.capture.length === 0 ? NO_PARAMS : ({ ...req.params } as Record<string, string>);
+  return { params, clientIp: clientIp(req) ?? req.socket?.remoteAddress ?? 'unknown' };
 }
 
 /** What an operation's audit record holds besides the request: read from the spec once, at boot. */
@@ -43,10 +47,11 @@ export function auditRecord(s: AuditSettings, req: Request, res: Response, at: R
   const status = res.writableFinished || res.headersSent ? res.statusCode : CLIENT_CLOSED;
   const resourceIds: Record<string, string> = {};
   for (const name of s.op.pathParams) if (params[name] !== undefined) resourceIds[name] = params[name];
-  const ua = req.get('user-agent');
+  const ua = req.headers['user-agent'];
+  const now = Date.now();
   return {
-    id: newRequestId(),
-    time: new Date().toISOString(),
+    id: newRequestId(now),
+    time: isoTime(now),
     request_id: req.id,
     tenant: p?.tenant ?? ANONYMOUS_TENANT,
     principal: p ? (p.authMethod === 'api_key' && p.credentialId ? p.credentialId : p.subject) : null,
@@ -60,8 +65,19 @@ export function auditRecord(s: AuditSettings, req: Request, res: Response, at: R
     rows_affected: req.rowsAffected ?? null,
     client_ip: s.op.audit?.client_ip === 'anonymized' ? anonymizeIp(at.clientIp) : at.clientIp,
     user_agent: ua === undefined ? null : ua.slice(0, USER_AGENT_MAX),
-    captured: captured(s, req, params),
+    captured: s.capture.length === 0 ? {} : captured(s, req, params),
   };
+}
+
+// Records made in the same millisecond share their time text.
+let isoMs = -1;
+let iso = '';
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
 }
 
 function captured(s: AuditSettings, req: Request, params: Record<string, string>): Record<string, unknown> {

@@ -6,6 +6,8 @@ import { ProblemError } from '../../src/problem.js';
 import { describeFailure, type CredentialFailure } from './failures.js';
 import { credentialPresent, runScheme, type SchemeOutcome } from './strategies.js';
 
+const ABSENT: SchemeOutcome = Object.freeze({ kind: 'absent' });
+
 export interface AuthSettings {
   /** OpenAPI security requirements: any one list satisfies; every scheme in a list must pass. */
   requirements: readonly (readonly string[])[];
@@ -40,19 +42,15 @@ export function authenticateMiddleware(
     // Passport decorates the request it is given (login, logout, ...); it gets a stand-in holding the
     // headers, so Express's request keeps its shape (and its callers' optimised property access).
     const credentials = { headers: req.headers } as Request;
-    const outcomeOf = async (scheme: string): Promise<SchemeOutcome> => {
-      let outcome = outcomes.get(scheme);
-      if (!outcome) {
-        outcome = credentialPresent(deps.schemes[scheme], req) ? await runScheme(deps.authenticator, scheme, credentials, res) : { kind: 'absent' };
-        outcomes.set(scheme, outcome);
-      }
-      return outcome;
-    };
     try {
       for (const requirement of settings.requirements) {
         const principals = [];
         for (const scheme of requirement) {
-          const outcome = await outcomeOf(scheme);
+          let outcome = outcomes.get(scheme);
+          if (!outcome) {
+            outcome = credentialPresent(deps.schemes[scheme], req) ? await runScheme(deps.authenticator, scheme, credentials, res) : ABSENT;
+            outcomes.set(scheme, outcome);
+          }
           if (outcome.kind !== 'ok') break;
           principals.push(outcome.principal);
         }

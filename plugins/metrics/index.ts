@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import type { OperationInfo } from '../../generated/registry.js';
 import { ANONYMOUS_TENANT } from '../../src/audit/event.js';
 import { definePlugin } from '../../src/gateway/plugin.js';
-import { statusClass, type GatewayMetrics } from '../../src/observability/metrics.js';
+import { statusClass, type Cell, type GatewayMetrics } from '../../src/observability/metrics.js';
 import '../../src/observability/problem-recorder.js';
 import { PRIORITY } from '../priorities.js';
 import { MetricsOptions } from './schema.js';
@@ -18,26 +18,28 @@ export const metricsPlugin = definePlugin({
 
 function metricsMiddleware(op: OperationInfo, metrics: GatewayMetrics): RequestHandler {
   const operationId = op.operationId;
-  const inFlight = metrics.http.inFlight.labels({ operation_id: operationId });
+  const inFlight = metrics.http.inFlightCell({ operation_id: operationId });
   const duration = metrics.http.duration.labels({ operation_id: operationId });
-  // Labelled children by status class and tenant label: prom-client hashes a labels object on every inc().
-  const requests = new Map<string, ReturnType<GatewayMetrics['http']['requests']['labels']>>();
-  const requestsFor = (statusClassLabel: string, tenantLabel: string) => {
-    const key = `${statusClassLabel}\0${tenantLabel}`;
-    let child = requests.get(key);
-    if (!child) requests.set(key, (child = metrics.http.requests.labels({ operation_id: operationId, status_class: statusClassLabel, tenant: tenantLabel })));
-    return child;
+  // Counted in cells (see Cell), by tenant label, then status class (1xx..5xx): a key string per
+  // request would be garbage.
+  const requests = new Map<string, Cell[]>();
+  const requestsFor = (status: number, tenantLabel: string) => {
+    let byClass = requests.get(tenantLabel);
+    if (!byClass) requests.set(tenantLabel, (byClass = []));
+    const digit = Math.floor(status / 100);
+    return (byClass[digit] ??= metrics.http.requestsCell({ operation_id: operationId, status_class: statusClass(status), tenant: tenantLabel }));
   };
   return (req, res, next) => {
     const started = performance.now();
-    inFlight.inc();
-    res.once('close', () => {
+    inFlight.value++;
+    // 'close' comes once per response (after the answer, or when the client goes away first).
+    res.on('close', () => {
       const ms = performance.now() - started;
       const status = res.headersSent ? res.statusCode : 499;
       const tenant = req.principal?.tenant ?? ANONYMOUS_TENANT;
-      inFlight.dec();
+      inFlight.value--;
       duration.observe(ms / 1000);
-      requestsFor(statusClass(status), metrics.tenantLabel(tenant)).inc();
+      requestsFor(status, metrics.tenantLabel(tenant)).value++;
       metrics.usage.record(tenant, operationId, status, ms);
       if (status === 401 || status === 403) metrics.authFailures.inc({ reason: res.locals.weirProblem?.type ?? `http-${status}` });
     });

@@ -23,7 +23,7 @@ export class Limiter {
   ) {}
 
   async consume(key: string, p: BucketParams, cost: number, force = false): Promise<LimiterResult> {
-    if (!this.shared) return { source: 'local', ...this.local.consume(key, p, cost, force) };
+    if (!this.shared) return withSource('local', this.local.consume(key, p, cost, force));
     if (Date.now() >= this.sharedDownUntil) {
       try {
         if (!this.shared.ready) throw new Error('not connected to the shared store');
@@ -32,7 +32,7 @@ export class Limiter {
           this.sharedDown = false;
           this.opts.logger.info('rate-limit: the shared store answers again; limits are shared again');
         }
-        return { source: 'shared', ...decision };
+        return withSource('shared', decision);
       } catch (err) {
         this.sharedDownUntil = Date.now() + this.opts.retrySharedAfterMs;
         if (!this.sharedDown) {
@@ -44,6 +44,10 @@ export class Limiter {
     this.opts.metrics.rateLimit.fallbacks.inc({ mode: this.opts.failMode });
     this.opts.metrics.usage.recordFallback();
     if (this.opts.failMode === 'closed') return { source: 'unavailable' };
-    return { source: 'local', ...this.local.consume(key, p, cost, force) };
+    return withSource('local', this.local.consume(key, p, cost, force));
   }
+}
+
+function withSource(source: 'shared' | 'local', d: Decision): LimiterResult {
+  return { source, allowed: d.allowed, remaining: d.remaining, resetUs: d.resetUs, retryUs: d.retryUs };
 }

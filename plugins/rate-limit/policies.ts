@@ -8,6 +8,8 @@ export interface ResolvedPolicy {
   bucket: BucketParams;
   /** The RateLimit-Policy field value, e.g. `"default";q=100;w=10`. */
   header: string;
+  /** The name as a structured-field string, e.g. `"default"`. */
+  quotedName: string;
 }
 
 /**
@@ -59,7 +61,7 @@ function resolve(name: string, limits: PolicyLimits): ResolvedPolicy {
   // draft-ietf-httpapi-ratelimit-headers-11: q is the quota, w the window in seconds; for a bucket,
   // the time it takes to refill from empty.
   const window = Math.max(1, Math.ceil(limits.burst / limits.rate));
-  return { name, limits, bucket: bucketParams(limits), header: `${sfString(name)};q=${limits.burst};w=${window}` };
+  return { name, limits, bucket: bucketParams(limits), header: `${sfString(name)};q=${limits.burst};w=${window}`, quotedName: sfString(name) };
 }
 
 export function sfString(value: string): string {

@@ -1,10 +1,11 @@
 import type { Request, RequestHandler } from 'express';
 import type { OperationInfo } from '../../generated/registry.js';
-import type { GatewayMetrics } from '../../src/observability/metrics.js';
+import type { Cell, GatewayMetrics } from '../../src/observability/metrics.js';
 import '../../src/observability/request-facts.js';
+import { clientIp } from '../../src/gateway/client-ip.js';
 import { ProblemError } from '../../src/problem.js';
 import type { Limiter } from './limiter.js';
-import { sfString, type PolicyBook } from './policies.js';
+import type { PolicyBook } from './policies.js';
 
 export interface RateLimitSettings {
   policy: string;
@@ -22,7 +23,7 @@ export function rateLimitSettings(op: OperationInfo): RateLimitSettings | undefi
 /** Who a bucket belongs to: the API key or the principal when authenticated, the client IP otherwise. */
 export function bucketIdentity(req: Request): string {
   const p = req.principal;
-  if (!p) return `ip:${req.socket ? req.ip : 'gone'}`; // a request whose client already left gets nothing back anyway
+  if (!p) return `ip:${req.socket ? clientIp(req) : 'gone'}`; // a request whose client already left gets nothing back anyway
   if (p.authMethod === 'api_key' && p.credentialId) return `key:${p.credentialId}`;
   return `sub:${p.tenant}:${p.subject}`;
 }
@@ -32,13 +33,13 @@ export function rateLimitMiddleware(
   deps: { book: PolicyBook; limiter: Limiter; metrics: GatewayMetrics; retryUnavailableS: number },
 ): RequestHandler {
   const { book, limiter, metrics } = deps;
-  // Labelled children cached: prom-client hashes a labels object on every inc().
-  const decisions = new Map<string, ReturnType<GatewayMetrics['rateLimit']['decisions']['labels']>>();
-  const countDecision = (policy: string, decision: string, source: string) => {
-    const key = `${policy}\0${decision}\0${source}`;
-    let child = decisions.get(key);
-    if (!child) decisions.set(key, (child = metrics.rateLimit.decisions.labels({ policy, decision, source })));
-    child.inc();
+  // Counted in cells (see Cell in src/observability/metrics.ts), by policy, then decision and source.
+  const decisions = new Map<string, Cell[]>();
+  const countDecision = (policy: string, allowed: boolean, source: 'shared' | 'local') => {
+    let cells = decisions.get(policy);
+    if (!cells) decisions.set(policy, (cells = []));
+    const i = (allowed ? 0 : 2) + (source === 'shared' ? 0 : 1);
+    (cells[i] ??= metrics.rateLimit.decisionsCell({ policy, decision: allowed ? 'allowed' : 'limited', source })).value++;
   };
   return async (req, res, next) => {
     const policy = book.forRequest(settings.policy, req);
@@ -54,12 +55,10 @@ export function rateLimitMiddleware(
         }),
       );
     }
-    const headers = {
-      'RateLimit-Policy': policy.header,
-      RateLimit: `${sfString(policy.name)};r=${result.remaining};t=${Math.ceil(result.resetUs / 1_000_000)}`,
-    };
-    countDecision(policy.name, result.allowed ? 'allowed' : 'limited', result.source);
+    const rateLimit = `${policy.quotedName};r=${result.remaining};t=${Math.ceil(result.resetUs / 1_000_000)}`;
+    countDecision(policy.name, result.allowed, result.source);
     if (!result.allowed) {
+      const headers = { 'RateLimit-Policy': policy.header, RateLimit: rateLimit };
       const retryAfter = Math.max(1, Math.ceil(result.retryUs / 1_000_000));
       const { burst, rate } = policy.limits;
       return next(
@@ -70,7 +69,8 @@ export function rateLimitMiddleware(
         }),
       );
     }
-    res.set(headers);
+    res.setHeader('RateLimit-Policy', policy.header);
+    res.setHeader('RateLimit', rateLimit);
     req.rateLimit = { policy: policy.name, remaining: result.remaining, source: result.source };
     if (settings.byRows) {
       res.once('finish', () => {

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import type { Request, RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { chainOf } from '../../src/gateway/pipeline.js';
 import * as OpenApiValidator from 'express-openapi-validator';
 import { validatorErrorToProblem } from './errors.js';
 import type { ValidationOptions } from './schema.js';
@@ -113,37 +114,21 @@ export function createValidator(spec: Record<string, unknown>, options: Validati
   };
 }
 
-/** Runs middlewares one after another as one, without an Express layer for each. */
-function chainOf(chain: RequestHandler[]): RequestHandler {
-  return (req, res, next) => {
-    let i = 0;
-    const step = (err?: unknown): void => {
-      if (err || i === chain.length) return next(err);
-      try {
-        const ret = chain[i++]!(req, res, step) as unknown;
-        if (ret instanceof Promise) ret.catch(step);
-      } catch (e) {
-        step(e);
-      }
-    };
-    step();
-  };
-}
-
 /** Maps the library's errors to problems; response validation reports through `next` after the handler ran. */
 function reportingProblems(mw: RequestHandler): RequestHandler {
   return (req, res, next) => {
-    const report = (err?: unknown) => {
-      const phase = err && res.locals.weirHandlerStarted ? 'response' : 'request';
-      next(err ? validatorErrorToProblem(err, phase) : undefined);
-    };
     // Its request validator throws what it finds (the library's own chain catches it in a promise).
     try {
-      return mw(req, res, report);
+      return mw(req, res, (err?: unknown) => report(req, res, next, err));
     } catch (err) {
-      report(err);
+      report(req, res, next, err);
     }
   };
+}
+
+function report(_req: Request, res: Response, next: NextFunction, err: unknown): void {
+  const phase = err && res.locals.weirHandlerStarted ? 'response' : 'request';
+  next(err ? validatorErrorToProblem(err, phase) : undefined);
 }
 
 function compileRoutes(context: Context, responseDoc: Context['apiDoc'] | undefined, req: Request): Map<string, Route> {

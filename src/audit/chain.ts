@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { AuditEvent, PendingAuditEvent } from './event.js';
 
 /**
@@ -29,17 +29,49 @@ export function canonicalJson(value: unknown): string {
   return `${out}}`;
 }
 
+/** An event's members (all but `hash`) in canonical (sorted) order. */
+const EVENT_KEYS = [
+  'action', 'auth_method', 'captured', 'client_ip', 'id', 'operation_id', 'outcome', 'prev_hash', 'principal', 'request_id',
+  'resource_ids', 'resource_type', 'rows_affected', 'seq', 'status', 'tenant', 'time', 'user_agent',
+] as const satisfies readonly (keyof Omit<AuditEvent, 'hash'>)[];
+const EVENT_PREFIXES = EVENT_KEYS.map((k, i) => `${i ? ',' : '{'}${JSON.stringify(k)}:`);
+
+/**
+ * canonicalJson(event) for an event with exactly the AuditEvent members, all defined: the members'
+ * order is known, so nothing is sorted. Anything else goes the general way; either way the text is the same.
+ */
+export function canonicalEventJson(event: Omit<AuditEvent, 'hash'>): string {
+  const record = event as unknown as Record<string, unknown>;
+  let count = 0;
+  for (const k in record) if (Object.hasOwn(record, k)) count++;
+  if (count !== EVENT_KEYS.length) return canonicalJson(event);
+  let out = '';
+  for (let i = 0; i < EVENT_KEYS.length; i++) {
+    const v = record[EVENT_KEYS[i]!];
+    if (v === undefined) return canonicalJson(event);
+    out += EVENT_PREFIXES[i] + (typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v));
+  }
+  return `${out}}`;
+}
+
 /** SHA-256 (hex) of the event's canonical JSON, every member but `hash`: it covers `prev_hash`, so each event seals the one before. */
 export function eventHash(event: Omit<AuditEvent, 'hash'>): string {
-  return createHash('sha256').update(canonicalJson(event)).digest('hex');
+  return sha256Hex(canonicalEventJson(event));
 }
 
 /** Links pending events onto a tenant's chain after its head (seq 0 and null for an empty chain). */
 export function linkEvents(head: { seq: number; hash: string | null }, pending: PendingAuditEvent[]): AuditEvent[] {
   let { seq, hash } = head;
-  return pending.map((p) => {
-    const unsealed = { ...p, seq: ++seq, prev_hash: hash };
+  const linked: AuditEvent[] = new Array(pending.length);
+  for (let i = 0; i < pending.length; i++) {
+    const unsealed: Omit<AuditEvent, 'hash'> & { hash?: string } = { ...pending[i]!, seq: ++seq, prev_hash: hash };
     hash = eventHash(unsealed);
-    return { ...unsealed, hash };
-  });
+    unsealed.hash = hash;
+    linked[i] = unsealed as AuditEvent;
+  }
+  return linked;
 }
+
+// crypto.hash (Node 20.12+) hashes a string in one call, without a Hash object per event.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+const sha256Hex = oneShot ? (s: string) => oneShot('sha256', s, 'hex') : (s: string) => crypto.createHash('sha256').update(s).digest('hex');

@@ -39,7 +39,9 @@ export class AuditWriter {
     private readonly opts: AuditWriterOptions,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    metrics.audit.watchBufferDepth(() => this.buffer.length);
+  }
 
   get depth(): number {
     return this.buffer.length;
@@ -80,7 +82,6 @@ export class AuditWriter {
       return;
     }
     this.buffer.push(event);
-    this.metrics.audit.bufferDepth.set(this.buffer.length);
     if (this.closed) void this.flush();
     else if (this.buffer.length >= this.opts.batchSize) this.schedule(0);
     else this.schedule(this.opts.flushMs);
@@ -141,7 +142,6 @@ export class AuditWriter {
       this.buffer.splice(0, batch.length);
       this.metrics.audit.flushSeconds.observe((performance.now() - started) / 1000);
       this.metrics.audit.written.inc(batch.length);
-      this.metrics.audit.bufferDepth.set(this.buffer.length);
       this.droppedSinceLog = 0;
       // Slots freed: let requests held back by a full buffer in.
       while (this.waiting.length && this.buffer.length + this.reserved < this.opts.bufferSize) this.waiting.shift()!();

@@ -1,4 +1,4 @@
-import type { Express, RequestHandler } from 'express';
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { HandlerMap } from '../../generated/handlers.js';
 import { notImplemented } from '../../generated/handlers.js';
 import type { OperationId, OperationInfo } from '../../generated/registry.js';
@@ -30,15 +30,23 @@ export function configurePlugins(plugins: AnyPlugin[], options: Record<string, u
 
 /** Mounts the middleware of plugins that see every request, routed or not. */
 export function mountGlobals(app: Express, plugins: ConfiguredPlugin[], deps: PluginDeps): void {
-  for (const { plugin, options } of plugins) {
-    if (plugin.global) app.use(plugin.global({ ...deps, options }));
-  }
+  for (const mw of globalMiddleware(plugins, deps)) app.use(mw);
+}
+
+/** The middleware of plugins that see every request, routed or not, in order. */
+export function globalMiddleware(plugins: ConfiguredPlugin[], deps: PluginDeps): RequestHandler[] {
+  return plugins.flatMap(({ plugin, options }) => (plugin.global ? [plugin.global({ ...deps, options })].flat() : []));
 }
 
 /**
  * Mounts one route per operation: the plugins that apply to it, in priority order, then its
- * handler (or a 501 for operations not implemented yet). Boot fails on a handler the spec
- * doesn't know, so a renamed operation can't leave a handler silently unmounted.
+ * handler (or a 501 for operations not implemented yet), run as one Express layer (see chainOf),
+ * behind a dispatcher that finds operations without path parameters by a Map lookup (see
+ * exactPathDispatcher). Boot fails on a handler the spec doesn't know, so a renamed operation
+ * can't leave a handler silently unmounted.
+ *
+ * `front`: middleware for every request (request ids, security headers, ...), run in the same
+ * layer as the dispatcher, ahead of it, rather than as one Express layer each.
  */
 export function mountOperations(
   app: Express,
@@ -46,18 +54,15 @@ export function mountOperations(
   handlers: HandlerMap,
   plugins: ConfiguredPlugin[],
   deps: PluginDeps,
+  front: readonly RequestHandler[] = [],
 ): void {
   const known = new Set(operations.map((op) => op.operationId));
   const unknown = Object.keys(handlers).filter((id) => !known.has(id));
   if (unknown.length) throw new Error(`Handlers for operations the spec doesn't define: ${unknown.join(', ')}`);
 
+  const chains = new Map<OperationInfo, RequestHandler>();
   for (const op of operations) {
-    const chain: RequestHandler[] = [
-      (req, _res, next) => {
-        req.operationInfo = op;
-        next();
-      },
-    ];
+    const chain: RequestHandler[] = [];
     for (const { plugin, options } of plugins) {
       if (!plugin.forOperation || !plugin.middleware) continue;
       const perOp = plugin.forOperation(op, options);
@@ -66,6 +71,76 @@ export function mountOperations(
     }
     const handler = handlers[op.operationId as OperationId];
     chain.push(handler === notImplemented || handler === undefined ? notImplementedHandler(op) : adaptHandler(op, handler as never));
-    app[op.method](op.expressPath, ...chain);
+    chains.set(op, chainOf(chain));
   }
+  app.use(chainOf([...front, exactPathDispatcher(operations, chains)]));
+  for (const [op, run] of chains) {
+    app[op.method](op.expressPath, (req, res, next) => {
+      // Already run by the exact-path dispatcher, which passed the request on: it goes on from here.
+      if (req.operationInfo === op) return next();
+      req.operationInfo = op;
+      run(req, res, next);
+    });
+  }
+}
+
+/**
+ * Runs an operation's middlewares one after another as one: each Express layer costs a round of
+ * the router's bookkeeping per request, and an operation has a dozen. Errors (thrown, rejected or
+ * passed) leave through `next(err)` as they would from Express's layers; `next('route')` and
+ * `next('router')` leave the operation as they would leave its route.
+ */
+export function chainOf(chain: readonly RequestHandler[]): (req: Request, res: Response, next: NextFunction) => void {
+  const n = chain.length;
+  return (req, res, next) => {
+    // A method rather than a named arrow function: tsx (keepNames) gives every named function made
+    // per request an Object.defineProperty call, which costs more than the rest of this.
+    const run = {
+      i: 0,
+      step(err?: unknown): void {
+        if (err !== undefined && err !== null && err !== false) {
+          run.i = n;
+          return next(err === 'route' ? undefined : (err as Error));
+        }
+        if (run.i === n) return next();
+        const mw = chain[run.i++]!;
+        try {
+          const ret = mw(req, res, run.step) as unknown;
+          if (ret instanceof Promise) ret.then(undefined, (e: unknown) => run.step(e ?? new Error('Rejected promise')));
+        } catch (e) {
+          run.step(e);
+        }
+      },
+    };
+    run.step();
+  };
+}
+
+/**
+ * The operations whose path has no parameters, found by one Map lookup instead of the router trying
+ * each operation's route in turn. Only paths that no earlier-mounted operation could also match are
+ * taken (the router gives a request to the first route that matches), and only exact matches: a
+ * request that differs in case or by a trailing slash goes on to the routes, which decide as before.
+ */
+export function exactPathDispatcher(operations: readonly OperationInfo[], chains: ReadonlyMap<OperationInfo, RequestHandler>): RequestHandler {
+  const byKey = new Map<string, { op: OperationInfo; run: RequestHandler }>();
+  const seen: { methods: Set<string>; pattern: RegExp }[] = [];
+  for (const op of operations) {
+    const methods = new Set([op.method.toUpperCase(), ...(op.method === 'get' ? ['HEAD'] : [])]);
+    if (!op.path.includes('{')) {
+      for (const method of methods) {
+        const shadowed = seen.some((s) => s.methods.has(method) && s.pattern.test(op.path));
+        const key = `${method} ${op.path}`;
+        if (!shadowed && !byKey.has(key)) byKey.set(key, { op, run: chains.get(op)! });
+      }
+    }
+    seen.push({ methods, pattern: new RegExp(`^${op.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}/?$`, 'i') });
+  }
+  return (req, res, next) => {
+    const hit = byKey.get(`${req.method} ${req.path}`);
+    if (!hit) return next();
+    req.operationInfo = hit.op;
+    req.params = {};
+    hit.run(req, res, next);
+  };
 }

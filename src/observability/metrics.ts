@@ -15,16 +15,24 @@ export interface GatewayMetrics {
   usage: UsageWindows;
   http: {
     requests: Counter<'operation_id' | 'status_class' | 'tenant'>;
+    /** A child of `requests` for the request path (see Cell). */
+    requestsCell(labels: Record<'operation_id' | 'status_class' | 'tenant', string>): Cell;
     duration: Histogram<'operation_id'>;
     inFlight: Gauge<'operation_id'>;
+    /** A child of `inFlight` for the request path (see Cell). */
+    inFlightCell(labels: Record<'operation_id', string>): Cell;
   };
   authFailures: Counter<'reason'>;
   rateLimit: {
     decisions: Counter<'policy' | 'decision' | 'source'>;
+    /** A child of `decisions` for the request path (see Cell). */
+    decisionsCell(labels: Record<'policy' | 'decision' | 'source', string>): Cell;
     fallbacks: Counter<'mode'>;
   };
   audit: {
+    /** Read at scrape time from the function given to watchBufferDepth (not set per event). */
     bufferDepth: Gauge;
+    watchBufferDepth(depth: () => number): void;
     flushSeconds: Histogram;
     written: Counter;
     dropped: Counter;
@@ -32,6 +40,46 @@ export interface GatewayMetrics {
   };
   /** The tenant label for a tenant id, capped in cardinality. */
   tenantLabel(tenant: string): string;
+}
+
+/**
+ * A labelled series kept as a plain number that the request path changes (`cell.value++`), and that
+ * its metric reads when scraped. prom-client's own labelled children hash their labels and validate
+ * them on every call (and a Counter's inc() lists all its series), a measurable part of a small
+ * request; the figures scraped are the same.
+ */
+export interface Cell {
+  value: number;
+}
+
+interface CellSet<L extends string> {
+  cell(labels: Record<L, string>): Cell;
+  /** Counters: what the cells counted since the last scrape is added (counters only go up). */
+  publishCounts(counter: Counter<L>): void;
+  /** Gauges: each series is set to its cell's value. */
+  publishValues(gauge: Gauge<L>): void;
+}
+
+function cellSet<L extends string>(): CellSet<L> {
+  const cells = new Map<string, { labels: Record<L, string>; value: number; published: number }>();
+  return {
+    cell(labels) {
+      const key = JSON.stringify(labels);
+      let c = cells.get(key);
+      if (!c) cells.set(key, (c = { labels: { ...labels }, value: 0, published: 0 }));
+      return c;
+    },
+    publishCounts(counter) {
+      for (const c of cells.values()) {
+        const delta = c.value - c.published;
+        if (delta > 0) counter.inc(c.labels, delta);
+        c.published = c.value;
+      }
+    },
+    publishValues(gauge) {
+      for (const c of cells.values()) gauge.set(c.labels, c.value);
+    },
+  };
 }
 
 export function createGatewayMetrics(stores: Stores): GatewayMetrics {
@@ -66,6 +114,10 @@ export function createGatewayMetrics(stores: Stores): GatewayMetrics {
   });
 
   const tenants = new Set<string>();
+  const requestCells = cellSet<'operation_id' | 'status_class' | 'tenant'>();
+  const inFlightCells = cellSet<'operation_id'>();
+  const decisionCells = cellSet<'policy' | 'decision' | 'source'>();
+  let auditDepth: (() => number) | undefined;
   return {
     registry,
     usage: new UsageWindows(),
@@ -75,7 +127,11 @@ export function createGatewayMetrics(stores: Stores): GatewayMetrics {
         help: 'HTTP requests answered, by operation and status class.',
         labelNames: ['operation_id', 'status_class', 'tenant'],
         registers,
+        collect() {
+          requestCells.publishCounts(this);
+        },
       }),
+      requestsCell: (labels) => requestCells.cell(labels),
       duration: new Histogram({
         name: 'weir_http_request_duration_seconds',
         help: 'Time to answer, by operation.',
@@ -88,7 +144,11 @@ export function createGatewayMetrics(stores: Stores): GatewayMetrics {
         help: 'Requests being answered now, by operation.',
         labelNames: ['operation_id'],
         registers,
+        collect() {
+          inFlightCells.publishValues(this);
+        },
       }),
+      inFlightCell: (labels) => inFlightCells.cell(labels),
     },
     authFailures: new Counter({
       name: 'weir_auth_failures_total',
@@ -102,7 +162,11 @@ export function createGatewayMetrics(stores: Stores): GatewayMetrics {
         help: 'Rate-limit decisions, by policy, outcome (allowed, limited, unavailable) and where they were taken (shared, local).',
         labelNames: ['policy', 'decision', 'source'],
         registers,
+        collect() {
+          decisionCells.publishCounts(this);
+        },
       }),
+      decisionsCell: (labels) => decisionCells.cell(labels),
       fallbacks: new Counter({
         name: 'weir_rate_limit_fallbacks_total',
         help: 'Decisions taken without the shared store because it did not answer, by fail mode (open: local limiter; closed: 503).',
@@ -111,7 +175,17 @@ export function createGatewayMetrics(stores: Stores): GatewayMetrics {
       }),
     },
     audit: {
-      bufferDepth: new Gauge({ name: 'weir_audit_buffer_depth', help: 'Audit events accepted but not yet written.', registers }),
+      bufferDepth: new Gauge({
+        name: 'weir_audit_buffer_depth',
+        help: 'Audit events accepted but not yet written.',
+        registers,
+        collect() {
+          if (auditDepth) this.set(auditDepth());
+        },
+      }),
+      watchBufferDepth(depth) {
+        auditDepth = depth;
+      },
       flushSeconds: new Histogram({
         name: 'weir_audit_flush_seconds',
         help: 'Time to write one batch of audit events.',

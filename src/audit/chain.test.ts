@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalEventJson, canonicalJson, eventHash, linkEvents } from './chain.js';
+import type { PendingAuditEvent } from './event.js';
+
+const pending = (over: Partial<PendingAuditEvent> = {}): PendingAuditEvent => ({
+  id: '01KAZ0000000000000000000ZZ',
+  time: '2026-11-22T08:00:00.000Z',
+  request_id: 'req-\u2028"quoted"\\',
+  tenant: 'acme',
+  principal: null,
+  auth_method: 'anonymous',
+  operation_id: 'getHealth',
+  action: 'getHealth',
+  resource_type: null,
+  resource_ids: { z: '1', a: '2' },
+  outcome: 'success',
+  status: 200,
+  rows_affected: null,
+  client_ip: '127.0.0.1',
+  user_agent: 'ua é 😀',
+  captured: { 'body.name': { nested: [3, { b: 1, a: null }], é: true }, 'x-z': 'v' },
+  ...over,
+});
+
+describe('audit chain', () => {
+  it('writes an event the same as the general canonical JSON (sorted members), whatever its values', () => {
+    for (const e of [pending(), pending({ principal: 'key_1', rows_affected: 12, resource_type: 'dataset', captured: {} })]) {
+      const [linked] = linkEvents({ seq: 41, hash: 'f'.repeat(64) }, [e]);
+      const { hash: _, ...unsealed } = linked!;
+      expect(canonicalEventJson(unsealed)).toBe(canonicalJson(unsealed));
+      expect(JSON.parse(canonicalEventJson(unsealed))).toEqual(unsealed);
+    }
+  });
+
+  it('falls back to the general way for an event with other members, or an undefined one', () => {
+    const [linked] = linkEvents({ seq: 0, hash: null }, [pending()]);
+    const { hash: _, ...unsealed } = linked!;
+    const extra = { ...unsealed, zzz: 1 } as typeof unsealed;
+    expect(canonicalEventJson(extra)).toBe(canonicalJson(extra));
+    expect(canonicalEventJson(extra)).toContain('"zzz":1');
+    const missing = { ...unsealed, user_agent: undefined } as unknown as typeof unsealed;
+    expect(canonicalEventJson(missing)).toBe(canonicalJson(missing));
+    expect(canonicalEventJson(missing)).not.toContain('user_agent');
+  });
+
+  it('chains each event to the one before: seq in order, prev_hash the previous hash, hash over the rest', () => {
+    const events = linkEvents({ seq: 7, hash: 'a'.repeat(64) }, [pending(), pending({ status: 404, outcome: 'failure' })]);
+    expect(events.map((e) => e.seq)).toEqual([8, 9]);
+    expect(events[0]!.prev_hash).toBe('a'.repeat(64));
+    expect(events[1]!.prev_hash).toBe(events[0]!.hash);
+    for (const e of events) {
+      const { hash, ...rest } = e;
+      expect(hash).toBe(eventHash(rest));
+    }
+    expect(events[0]!.hash).not.toBe(events[1]!.hash);
+  });
+});
