@@ -13,6 +13,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { serverCommand } from './compiled.js';
 import { reachable } from './reachable.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
@@ -26,7 +27,7 @@ async function start(mode: 'bare' | 'full', env: Record<string, string>): Promis
   // BENCH_PROFILE=<dir>: each server writes V8 CPU profiles under <dir>/bare and <dir>/full when it
   // exits (the largest is the main thread's); BENCH_HEAP_PROFILE=<dir>: the full chain's allocations (see chain-server.ts).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_PROFILE, mode)}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(root, 'bench/chain-server.ts'), mode], {
+  const child = spawn(process.execPath, [...profile, ...serverCommand('bench/chain-server.ts'), mode], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
