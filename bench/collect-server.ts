@@ -6,6 +6,7 @@
  * prints `stored <n>` so the driver can check that every acknowledged hit is durable.
  */
 import express from 'express';
+import { createServer } from 'node:http';
 import { pino } from 'pino';
 import { createPlugins } from '../plugins/index.js';
 import { buildApp, storeConfig } from '../src/app.js';
@@ -41,7 +42,9 @@ if (mode === 'full') {
     res.json({ status: 'ok', received: typeof req.body?.tid === 'string' ? 1 : 0 });
   });
 }
-const server = app.listen(0, '127.0.0.1', () => {
+// A backlog above Node's default 511, so a thousand clients connecting at once queue rather than
+// have their SYNs dropped (and retried a second or more later).
+const server = createServer(app).listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
   const { port } = server.address() as { port: number };
   console.log(`listening http://127.0.0.1:${port} ${trackingId}`);
 });

@@ -127,6 +127,9 @@ export const operations = {
       "415": [
         "application/problem+json"
       ],
+      "423": [
+        "application/problem+json"
+      ],
       "429": [
         "application/problem+json"
       ],
@@ -699,6 +702,9 @@ export const operations = {
         "application/problem+json"
       ],
       "412": [
+        "application/problem+json"
+      ],
+      "423": [
         "application/problem+json"
       ],
       "429": [

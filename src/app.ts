@@ -72,7 +72,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     const tenant = await data.datasets.tenantOf(id);
     return tenant === undefined ? undefined : { tenant };
   });
-  const analytics = await createAnalyticsServices({ config, stores, logger }, { authenticate: tokenAuthenticator(identity), ...overrides.analytics });
+  const analytics = await createAnalyticsServices({ config, stores, logger, metrics }, { authenticate: tokenAuthenticator(identity), ...overrides.analytics });
   access.resources.register('website', analytics.resolveWebsite);
   const queryCache = new QueryCache(stores.shared, config.query.cacheTtlMs, logger.child({ component: 'query-cache' }));
   data.ingest.committer.onCommitted = (datasetId) => queryCache.invalidate(datasetId);

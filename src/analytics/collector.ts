@@ -1,20 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { ProblemError } from '../problem.js';
 import type { SharedState } from '../stores/index.js';
 import type { CountryLookup } from './geo.js';
 import type { GroupCommitter } from './group-commit.js';
 import { parseHit, type MpHit } from './hit.js';
 import { hostnameAllowed } from './hostnames.js';
+import type { SiteLimiter } from './site-limit.js';
 import type { SessionHit, SessionTracker } from './sessions.js';
 import type { TrackingDirectory } from './tracking-directory.js';
 import { trafficSource } from './traffic-source.js';
 import { isBotUserAgent, parseUserAgent } from './user-agent.js';
 import { sessionRow, type HitRow, type SessionRow } from './warehouse-tables.js';
 
-export type DropReason = 'unknown_tracking_id' | 'hostname_not_allowed' | 'bot' | 'invalid_hit' | 'hit_too_large' | 'too_old';
+export type DropReason = 'unknown_tracking_id' | 'hostname_not_allowed' | 'bot' | 'invalid_hit' | 'hit_too_large' | 'too_old' | 'rate_limited';
 export interface TrackingError {
   index: number;
   reason: DropReason;
   detail: string;
+  /** For rate_limited: seconds until the website's bucket has room again (not sent to clients). */
+  retryAfterS?: number;
 }
 
 /** Where a request came from. The IP is only read for the country lookup and the no-cid fallback. */
@@ -34,6 +38,8 @@ export interface CollectorOptions {
   committer: GroupCommitter;
   shared: SharedState;
   countryOf: CountryLookup;
+  /** The per-website hit limit; without it, websites are not limited. */
+  siteLimiter?: SiteLimiter;
   now?: () => number;
   /** Called once a website's hits are committed (realtime pushes on change). */
   onRecorded?: (websiteId: string) => void;
@@ -69,7 +75,11 @@ export class Collector {
     this.#now = o.now ?? Date.now;
   }
 
-  async collect(inputs: HitInput[], origin: HitOrigin): Promise<{ received: number; errors: TrackingError[] }> {
+  /**
+   * Records a request's hits. With `single` (POST/GET /collect), a hit refused by its website's
+   * rate limit throws 429 with Retry-After instead of being reported as failed.
+   */
+  async collect(inputs: HitInput[], origin: HitOrigin, options: { single?: boolean } = {}): Promise<{ received: number; errors: TrackingError[] }> {
     const errors: TrackingError[] = [];
     const hits: HitRow[] = [];
     const sessions: SessionRow[] = [];
@@ -83,6 +93,10 @@ export class Collector {
       }
       const outcome = await this.#prepare(input.index, input.params, origin, receivedAt);
       if ('reason' in outcome) {
+        if (outcome.reason === 'rate_limited' && options.single) {
+          const retryAfter = String(outcome.retryAfterS ?? 1);
+          throw new ProblemError(429, { detail: outcome.detail, headers: { 'Retry-After': retryAfter }, extra: { reason: 'rate_limited' } });
+        }
         errors.push(outcome);
         continue;
       }
@@ -99,7 +113,7 @@ export class Collector {
       }
       for (const websiteId of new Set(hits.map((h) => h.website_id))) this.o.onRecorded?.(websiteId);
     }
-    return { received: hits.length, errors: errors.sort((a, b) => a.index - b.index) };
+    return { received: hits.length, errors: errors.sort((a, b) => a.index - b.index).map(({ retryAfterS: _r, ...e }) => e) };
   }
 
   async #prepare(index: number, params: Record<string, unknown>, origin: HitOrigin, receivedAt: number): Promise<TrackingError | { hit: HitRow; sessions: SessionRow[] }> {
@@ -123,6 +137,11 @@ export class Collector {
     const time = hit.timestamp ?? receivedAt - (hit.qt ?? 0);
     if (receivedAt - time > MAX_AGE_MS) return drop('too_old', 'The hit happened more than 4 hours ago.');
     if (time - receivedAt > MAX_FUTURE_MS) return drop('invalid_hit', 'The hit is dated more than 5 minutes in the future.');
+    // Last of the checks: only hits that would be recorded spend the website's tokens.
+    if (this.o.siteLimiter) {
+      const decision = await this.o.siteLimiter.take(website);
+      if (!decision.allowed) return { index, reason: 'rate_limited', detail: decision.detail, retryAfterS: decision.retryAfterS };
+    }
 
     const device = parseUserAgent(userAgent);
     const country = origin.country ?? this.o.countryOf(hit.uip ?? origin.ip);

@@ -1,5 +1,26 @@
 import { z } from 'zod';
 
+const SiteLimit = z.object({ burst: z.number().int().min(1).max(10_000_000), rate: z.number().positive().max(10_000_000) }).strict();
+export type SiteLimit = z.infer<typeof SiteLimit>;
+
+/** A JSON setting (env text, or an object from the config file, which loadConfig passes as JSON text). */
+const json = <T extends z.ZodType>(schema: T) =>
+  z.string().transform((text, ctx) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected JSON' });
+      return z.NEVER;
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') });
+      return z.NEVER;
+    }
+    return parsed.data as z.infer<T>;
+  });
+
 /** Web-analytics settings, spread into the gateway's settings (src/config.ts). */
 export const analyticsSettings = {
   /** A MaxMind-format country database to use instead of the one shipped in @ip-location-db/geo-whois-asn-country-mmdb. */
@@ -10,6 +31,12 @@ export const analyticsSettings = {
   ANALYTICS_SITE_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
   ANALYTICS_REALTIME_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   ANALYTICS_WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).max(1 << 30).default(1 << 20),
+  /** Whether inserts maintain the report rollups (materialized views): faster reports, slower inserts. */
+  ANALYTICS_ROLLUPS: z.enum(['true', 'false', '1', '0', 'yes', 'no']).default('true').transform((v) => ['true', '1', 'yes'].includes(v)),
+  /** Hits a website may send, as a token bucket shared by every gateway process (Redis when configured). */
+  ANALYTICS_SITE_RATE_LIMIT: json(SiteLimit).default({ burst: 20_000, rate: 10_000 }),
+  /** Other limits by tracking id (`site:UA-…`/`site:WA-…`) or owning tenant (`tenant:<id>`); a site's own entry wins. */
+  ANALYTICS_SITE_RATE_LIMIT_OVERRIDES: json(z.record(z.string().regex(/^(site|tenant):.+$/, 'expected "site:<tracking id>" or "tenant:<id>"'), SiteLimit)).default({}),
 };
 
 export interface AnalyticsConfig {
@@ -19,6 +46,9 @@ export interface AnalyticsConfig {
   siteCacheMs: number;
   realtimeIntervalMs: number;
   wsMaxBufferedBytes: number;
+  rollups: boolean;
+  /** Per-site hit limit; overrides keyed `site:<tracking id>` or `tenant:<id>`. */
+  siteRateLimit: { default: SiteLimit; overrides: Record<string, SiteLimit> };
 }
 
 type Parsed = z.infer<z.ZodObject<typeof analyticsSettings>>;
@@ -31,5 +61,7 @@ export function toAnalyticsConfig(s: Parsed): AnalyticsConfig {
     siteCacheMs: s.ANALYTICS_SITE_CACHE_MS,
     realtimeIntervalMs: s.ANALYTICS_REALTIME_INTERVAL_MS,
     wsMaxBufferedBytes: s.ANALYTICS_WS_MAX_BUFFERED_BYTES,
+    rollups: s.ANALYTICS_ROLLUPS,
+    siteRateLimit: { default: s.ANALYTICS_SITE_RATE_LIMIT, overrides: s.ANALYTICS_SITE_RATE_LIMIT_OVERRIDES },
   };
 }

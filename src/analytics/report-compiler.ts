@@ -1,5 +1,6 @@
 import { ProblemError } from '../problem.js';
-import { HITS_TABLE, SESSIONS_TABLE } from './warehouse-tables.js';
+import { quarterHourAligned } from './timezone.js';
+import { HITS_ROLLUP, HITS_TABLE, PAGES_ROLLUP, SESSIONS_ROLLUP, SESSIONS_TABLE, type RollupName } from './warehouse-tables.js';
 
 export const DIMENSIONS = ['page', 'hostname', 'referrer', 'source', 'medium', 'campaign', 'country', 'device_type', 'browser', 'os', 'date', 'hour'] as const;
 export const METRICS = ['pageviews', 'unique_users', 'sessions', 'bounce_rate', 'avg_session_duration', 'pages_per_session', 'goal_completions', 'conversion_rate', 'goal_value'] as const;
@@ -23,6 +24,8 @@ export interface ReportSpec {
 }
 
 export interface CompiledReport {
+  /** The table each side of the report reads: a rollup, or the raw hits/sessions. */
+  sources: { hits?: string; sessions?: string };
   sql: string;
   /** Counts the rows of the whole result, for a page past its end. */
   countSql: string;
@@ -56,6 +59,61 @@ const SESSION_DIMENSION_SQL: Record<Dimension, string> = {
   hour: 'toString(toHour(toTimeZone(start_time, {tz:String})))',
 };
 
+const ROLLUP_TIME_DIMENSIONS = {
+  date: 'toString(toDate(bucket, {tz:String}))',
+  hour: 'toString(toHour(toTimeZone(bucket, {tz:String})))',
+};
+const HIT_ROLLUP_DIMENSIONS: Partial<Record<Dimension, string>> = {
+  hostname: 'hostname',
+  source: 'source',
+  medium: 'medium',
+  campaign: 'campaign',
+  country: 'country',
+  device_type: 'device_type',
+  browser: 'browser',
+  os: 'os',
+  ...ROLLUP_TIME_DIMENSIONS,
+};
+const PAGE_ROLLUP_DIMENSIONS: Partial<Record<Dimension, string>> = { page: 'page', hostname: 'hostname', ...ROLLUP_TIME_DIMENSIONS };
+const SESSION_ROLLUP_DIMENSIONS: Partial<Record<Dimension, string>> = { ...HIT_ROLLUP_DIMENSIONS, hostname: 'entry_hostname' };
+const SESSION_PAGES_ROLLUP_DIMENSIONS: Partial<Record<Dimension, string>> = { page: 'entry_page', hostname: 'entry_hostname', ...ROLLUP_TIME_DIMENSIONS };
+
+/** A table one side of a report can read, with the dimensions it can group and filter by. */
+interface Source {
+  table: string;
+  rollup?: RollupName;
+  dimensions: Partial<Record<Dimension, string>>;
+  /** The rows' time range, and the rollup grain when there is one. */
+  range: string[];
+  measures: string[];
+  /** Query settings for this side's SELECT. */
+  settings?: string;
+}
+
+const RAW_RANGE = (col: string) => [`${col} >= toDateTime64({from:String}, 3, {tz:String})`, `${col} < toDateTime64({to:String}, 3, {tz:String})`];
+const ROLLUP_RANGE = ['bucket >= toDateTime({from:String}, {tz:String})', 'bucket < toDateTime({to:String}, {tz:String})'];
+const SESSION_ROLLUP_RANGE = (grain: 0 | 1) => [`grain = ${grain}`, ...ROLLUP_RANGE];
+const HIT_USERS = 'uniqExact(visitor) AS h_users';
+const SESSION_ROLLUP_MEASURES = [
+  'sum(sessions) AS s_sessions',
+  'sum(bounces) AS s_bounces',
+  'sum(duration_ms) AS s_duration_ms',
+  'sum(pageviews) AS s_pageviews',
+  'sum(completions) AS s_completions',
+  'sum(goal_value) AS s_goal_value',
+];
+
+export interface CompileOptions {
+  /**
+   * From when (epoch ms) each rollup holds every row, as rollupCoverage() reads it; a report
+   * uses a rollup only when the rollup covers its whole range. Without it, raw tables only.
+   */
+  rollupsFrom?: Partial<Record<RollupName, number>>;
+}
+
+/** The table a side reads, with the grain for the sessions rollup (e.g. `analytics_sessions_15m:pages`). */
+const sourceName = (s: Source) => (s.table === SESSIONS_ROLLUP ? `${s.table}:${s.range[0] === 'grain = 1' ? 'pages' : 'dimensions'}` : s.table);
+
 const MAX_RANGE_DAYS = 3 * 366;
 const DAY_MS = 86_400_000;
 
@@ -69,7 +127,7 @@ const nextDay = (date: string) => new Date(Date.parse(`${date}T00:00:00Z`) + DAY
  * Compiles a report into one ClickHouse query. Identifiers come only from the fixed tables above;
  * every value the client sent travels as a typed query parameter ({name:Type}), never as SQL text.
  */
-export function compileReport(spec: ReportSpec, website: { id: string; timezone: string }, goalIds: ReadonlySet<string>): CompiledReport {
+export function compileReport(spec: ReportSpec, website: { id: string; timezone: string }, goalIds: ReadonlySet<string>, options: CompileOptions = {}): CompiledReport {
   const dims = spec.dimensions ?? [];
   const metrics = spec.metrics;
   const start = Date.parse(`${spec.date_range.start_date}T00:00:00Z`);
@@ -88,9 +146,9 @@ export function compileReport(spec: ReportSpec, website: { id: string; timezone:
   };
   if (spec.goal_id !== undefined) params.goal = spec.goal_id;
 
-  const filterSql = (columns: Record<Dimension, string>) =>
+  const filterSql = (columns: Partial<Record<Dimension, string>>) =>
     (spec.filters ?? []).map((f, i) => {
-      const col = columns[f.dimension];
+      const col = columns[f.dimension]!;
       const p = `f${i}`;
       if ('values' in f) {
         params[p] = f.values;
@@ -114,45 +172,59 @@ export function compileReport(spec: ReportSpec, website: { id: string; timezone:
   const dimAliases = dims.map((_, i) => `d${i}`);
   const groupBy = dims.length ? ` GROUP BY ${dimAliases.join(', ')}` : '';
 
-  const hitsSql = () => {
-    const where = [
-      'website_id = {website:UUID}',
-      'time >= toDateTime64({from:String}, 3, {tz:String})',
-      'time < toDateTime64({to:String}, 3, {tz:String})',
-      ...filterSql(HIT_DIMENSION_SQL),
-    ];
-    const cols = [
-      ...dims.map((d, i) => `${HIT_DIMENSION_SQL[d]} AS d${i}`),
-      "countIf(hit_type IN ('pageview', 'screenview')) AS h_pageviews",
-      'uniqExact(visitor) AS h_users',
-      '1 AS h_present',
-    ];
-    return `SELECT ${cols.join(', ')} FROM ${HITS_TABLE} WHERE ${where.join(' AND ')}${groupBy}`;
+  // A rollup serves a side when it has every dimension the report groups or filters by, covers
+  // the whole range (widened by a day for any zone's offset), and the zone's local days and hours
+  // are whole quarter hours at both ends of the range.
+  const usedDims = new Set<Dimension>([...dims, ...(spec.filters ?? []).map((f) => f.dimension)]);
+  const aligned = quarterHourAligned(website.timezone, [start, end + DAY_MS]);
+  const covers = (rollup: RollupName) => {
+    const from = options.rollupsFrom?.[rollup];
+    return aligned && from !== undefined && from <= start - DAY_MS;
   };
+  const pick = (candidates: Source[]) =>
+    candidates.find((c) => (c.rollup === undefined || covers(c.rollup)) && [...usedDims].every((d) => c.dimensions[d] !== undefined))!;
 
-  const sessionsSql = () => {
-    const where = [
-      'website_id = {website:UUID}',
-      'start_time >= toDateTime64({from:String}, 3, {tz:String})',
-      'start_time < toDateTime64({to:String}, 3, {tz:String})',
-      ...filterSql(SESSION_DIMENSION_SQL),
-    ];
-    const completed = spec.goal_id !== undefined ? 'has(goal_ids, {goal:String})' : 'notEmpty(goal_ids)';
-    const value = spec.goal_id !== undefined ? 'arraySum(arrayFilter((v, g) -> g = {goal:String}, goal_values, goal_ids))' : 'arraySum(goal_values)';
-    const cols = [
-      ...dims.map((d, i) => `${SESSION_DIMENSION_SQL[d]} AS d${i}`),
+  const hitSource = pick([
+    { table: HITS_ROLLUP, rollup: HITS_ROLLUP, dimensions: HIT_ROLLUP_DIMENSIONS, range: ROLLUP_RANGE, measures: ['sum(pageviews) AS h_pageviews', HIT_USERS] },
+    // Sorted by page: grouping by page runs in that order, one page's visitors at a time.
+    { table: PAGES_ROLLUP, rollup: PAGES_ROLLUP, dimensions: PAGE_ROLLUP_DIMENSIONS, range: ROLLUP_RANGE, measures: ['sum(pageviews) AS h_pageviews', HIT_USERS], settings: 'optimize_aggregation_in_order = 1' },
+    { table: HITS_TABLE, dimensions: HIT_DIMENSION_SQL, range: RAW_RANGE('time'), measures: ["countIf(hit_type IN ('pageview', 'screenview')) AS h_pageviews", HIT_USERS] },
+  ]);
+
+  const completed = spec.goal_id !== undefined ? 'has(goal_ids, {goal:String})' : 'notEmpty(goal_ids)';
+  const value = spec.goal_id !== undefined ? 'arraySum(arrayFilter((v, g) -> g = {goal:String}, goal_values, goal_ids))' : 'arraySum(goal_values)';
+  const rawSessions: Source = {
+    table: SESSIONS_TABLE,
+    dimensions: SESSION_DIMENSION_SQL,
+    range: RAW_RANGE('start_time'),
+    measures: [
       'sum(sign) AS s_sessions',
       'sumIf(sign, interactions <= 1) AS s_bounces',
       "sum(sign * dateDiff('millisecond', start_time, end_time)) AS s_duration_ms",
       'sum(sign * pageviews) AS s_pageviews',
       `sumIf(sign, ${completed}) AS s_completions`,
       `sum(sign * ${value}) AS s_goal_value`,
-      '1 AS s_present',
-    ];
-    // Groups whose sessions all cancelled out (sum(sign) = 0) are not rows; without dimensions there is always one row.
-    const having = dims.length ? ' HAVING s_sessions > 0' : '';
-    return `SELECT ${cols.join(', ')} FROM ${SESSIONS_TABLE} WHERE ${where.join(' AND ')}${groupBy}${having}`;
+    ],
   };
+  // The rollups sum completions of any goal: one goal's figures come from the raw sessions.
+  const sessionSource = pick([
+    ...(spec.goal_id === undefined
+      ? ([
+          { table: SESSIONS_ROLLUP, rollup: SESSIONS_ROLLUP, dimensions: SESSION_ROLLUP_DIMENSIONS, range: SESSION_ROLLUP_RANGE(0), measures: SESSION_ROLLUP_MEASURES },
+          { table: SESSIONS_ROLLUP, rollup: SESSIONS_ROLLUP, dimensions: SESSION_PAGES_ROLLUP_DIMENSIONS, range: SESSION_ROLLUP_RANGE(1), measures: SESSION_ROLLUP_MEASURES },
+        ] satisfies Source[])
+      : []),
+    rawSessions,
+  ]);
+
+  const sideSql = (source: Source, present: string, having: string) => {
+    const where = ['website_id = {website:UUID}', ...source.range, ...filterSql(source.dimensions)];
+    const cols = [...dims.map((d, i) => `${source.dimensions[d]} AS d${i}`), ...source.measures, `1 AS ${present}`];
+    return `SELECT ${cols.join(', ')} FROM ${source.table} WHERE ${where.join(' AND ')}${groupBy}${having}${source.settings ? ` SETTINGS ${source.settings}` : ''}`;
+  };
+  const hitsSql = () => sideSql(hitSource, 'h_present', '');
+  // Groups whose sessions all cancelled out (sum(sign) = 0) are not rows; without dimensions there is always one row.
+  const sessionsSql = () => sideSql(sessionSource, 's_present', dims.length ? ' HAVING s_sessions > 0' : '');
 
   let from: string;
   let dimSelect: string[];
@@ -193,6 +265,7 @@ export function compileReport(spec: ReportSpec, website: { id: string; timezone:
 
   const inner = `SELECT ${select.join(', ')} FROM ${from}`;
   return {
+    sources: { hits: wantHits ? sourceName(hitSource) : undefined, sessions: wantSessions ? sourceName(sessionSource) : undefined },
     sql: `SELECT *, count() OVER () AS __total FROM (${inner}) ORDER BY ${order.join(', ')} LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
     countSql: `SELECT count() AS total FROM (${inner})`,
     params,

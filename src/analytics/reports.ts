@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Warehouse } from '../stores/index.js';
 import { decodeCursor, encodeCursor } from '../list-cursor.js';
 import { newQueryId } from './ids.js';
-import { compileReport, DIMENSIONS, type ReportSpec } from './report-compiler.js';
+import { compileReport, DIMENSIONS, type CompiledReport, type ReportSpec } from './report-compiler.js';
 import { ProblemError } from '../problem.js';
-import { HITS_TABLE } from './warehouse-tables.js';
+import { forgetRollupCoverage, HITS_TABLE, rollupCoverage } from './warehouse-tables.js';
 
 export interface ReportResult {
   query_id: string;
@@ -33,7 +33,20 @@ function fingerprint(spec: ReportSpec & { cursor?: string }): string {
   return createHash('sha256').update(JSON.stringify(rest)).digest('base64url').slice(0, 16);
 }
 
-export async function runReport(warehouse: Warehouse, website: { id: string; timezone: string }, goalIds: ReadonlySet<string>, spec: ReportSpec & { cursor?: string }): Promise<ReportResult> {
+export interface RunReportOptions {
+  /** false: read only the raw hits and sessions (tests compare both paths). Default true. */
+  rollups?: boolean;
+  /** Told which tables the report read. */
+  onPlan?(sources: CompiledReport['sources']): void;
+}
+
+export async function runReport(
+  warehouse: Warehouse,
+  website: { id: string; timezone: string },
+  goalIds: ReadonlySet<string>,
+  spec: ReportSpec & { cursor?: string },
+  options: RunReportOptions = {},
+): Promise<ReportResult> {
   const started = performance.now();
   let offset = spec.offset ?? 0;
   if (spec.cursor !== undefined) {
@@ -47,9 +60,20 @@ export async function runReport(warehouse: Warehouse, website: { id: string; tim
     offset = cursor.o;
   }
   const limit = spec.limit ?? 100;
-  const compiled = compileReport({ ...spec, offset, limit }, website, goalIds);
-  const result = await warehouse.client.query({ query: compiled.sql, query_params: compiled.params, format: 'JSONEachRow' });
-  const raw = await result.json<Record<string, unknown>>();
+  const rollupsFrom = options.rollups === false ? undefined : await rollupCoverage(warehouse);
+  let compiled = compileReport({ ...spec, offset, limit }, website, goalIds, { rollupsFrom });
+  const read = () => warehouse.client.query({ query: compiled.sql, query_params: compiled.params, format: 'JSONEachRow' }).then((r) => r.json<Record<string, unknown>>());
+  let raw: Array<Record<string, unknown>>;
+  try {
+    raw = await read();
+  } catch (err) {
+    // A rollup switched off (ANALYTICS_ROLLUPS=false) by another process since this one read which exist: read raw rows.
+    if (!rollupsFrom || !/UNKNOWN_TABLE|doesn't exist|does not exist/i.test(String((err as Error).message))) throw err;
+    forgetRollupCoverage(warehouse);
+    compiled = compileReport({ ...spec, offset, limit }, website, goalIds);
+    raw = await read();
+  }
+  options.onPlan?.(compiled.sources);
   let total = raw.length ? Number(raw[0]!.__total) : 0;
   if (!raw.length && offset > 0) {
     const counted = await warehouse.client.query({ query: compiled.countSql, query_params: compiled.params, format: 'JSONEachRow' });

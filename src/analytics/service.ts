@@ -7,6 +7,8 @@ import { openCountryLookup, type CountryLookup } from './geo.js';
 import { GroupCommitter } from './group-commit.js';
 import { RealtimeHub, type TokenAuthenticator } from './realtime-hub.js';
 import { SessionTracker } from './sessions.js';
+import { SiteLimiter } from './site-limit.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import { TrackingDirectory } from './tracking-directory.js';
 import { createAnalyticsTables, deleteWebsiteData } from './warehouse-tables.js';
 import { WebsiteRepository, type Website } from './websites.js';
@@ -38,12 +40,12 @@ export interface AnalyticsServices {
 }
 
 export async function createAnalyticsServices(
-  { config, stores, logger }: { config: Config; stores: Stores; logger: Logger },
+  { config, stores, logger, metrics }: { config: Config; stores: Stores; logger: Logger; metrics: GatewayMetrics },
   options: AnalyticsOptions = {},
 ): Promise<AnalyticsServices> {
   const log = logger.child({ component: 'analytics' });
   const now = options.now ?? Date.now;
-  await createAnalyticsTables(stores.warehouse);
+  await createAnalyticsTables(stores.warehouse, { rollups: config.analytics.rollups });
   const websites = new WebsiteRepository(stores.metadata);
   const directory = new TrackingDirectory(websites, stores.shared, config.analytics.siteCacheMs, log);
   await directory.start();
@@ -65,6 +67,7 @@ export async function createAnalyticsServices(
     committer,
     shared: stores.shared,
     countryOf: options.countryOf ?? openCountryLookup(config.analytics.geoipDb),
+    siteLimiter: new SiteLimiter(config.analytics.siteRateLimit, { shared: stores.shared, failMode: config.rateLimit.failMode, logger: log, metrics }),
     now,
     onRecorded: (websiteId) => realtime.changed(websiteId),
   });

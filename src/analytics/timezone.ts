@@ -5,7 +5,7 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatter(timeZone: string): Intl.DateTimeFormat {
   let f = formatters.get(timeZone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
     formatters.set(timeZone, f);
   }
   return f;
@@ -32,7 +32,7 @@ function offsetAt(ms: number, timeZone: string): number {
   if (offset === undefined) {
     const parts = formatter(timeZone).formatToParts(bucket);
     const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-    offset = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute')) - bucket;
+    offset = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - bucket;
     if (offsets.size > 10_000) offsets.clear();
     offsets.set(key, offset);
   }
@@ -43,4 +43,13 @@ function offsetAt(ms: number, timeZone: string): number {
 export function localDateHour(ms: number, timeZone: string): { date: string; hour: number } {
   const local = new Date(ms + offsetAt(ms, timeZone));
   return { date: local.toISOString().slice(0, 10), hour: local.getUTCHours() };
+}
+
+/**
+ * Whether the zone's offset from UTC is a whole number of quarter hours at each instant, so local
+ * midnights and hours there fall on UTC quarter-hour boundaries (true of every zone in use today;
+ * not of historical local mean times such as -4:56:02).
+ */
+export function quarterHourAligned(timeZone: string, instants: number[]): boolean {
+  return instants.every((ms) => offsetAt(ms, timeZone) % QUARTER_HOUR_MS === 0);
 }

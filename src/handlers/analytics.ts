@@ -88,7 +88,7 @@ export function analyticsHandlers(analytics: AnalyticsServices | undefined, expo
   const collectOne = async (req: Request, params: Record<string, unknown>, where: 'body' | 'query') => {
     const parsed = parseHit(params);
     if (!parsed.ok) throw malformedHit(parsed.detail, where);
-    return collector.collect([{ index: 0, params }], originOf(req));
+    return collector.collect([{ index: 0, params }], originOf(req), { single: true });
   };
 
   return {

@@ -240,3 +240,88 @@ describe('group commit', () => {
     }
   });
 });
+
+describe('per-site rate limit', () => {
+  it('refuses a website\'s hits beyond its limit: failed with a reason in a batch, 429 with Retry-After for one hit; other sites unaffected', async () => {
+    const limited = await startGateway('analytics_tracking_limits', {
+      stores: gw.stores,
+      env: { ANALYTICS_SITE_RATE_LIMIT_OVERRIDES: JSON.stringify({ 'tenant:limited': { burst: 3, rate: 0.01 } }) },
+      overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) },
+    });
+    try {
+      const created = await browserFetch(`${limited.url}/v1/websites`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...asTenant('limited') },
+        body: JSON.stringify({ domain: 'limited.example', name: 'Limited' }),
+      });
+      expect(created.status).toBe(201);
+      const small = (await created.json()) as { website_id: string; tracking_id: string };
+      const lines = (tid: string, n: number) => Array.from({ length: n }, (_, i) => form({ v: '1', tid, cid: `rl-${i}`, t: 'pageview', dp: `/rl/${i}` })).join('\n');
+
+      const batch = await browserFetch(`${limited.url}/batch`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: lines(small.tracking_id, 5) });
+      expect(batch.status).toBe(200);
+      const result = (await batch.json()) as { received: number; failed: number; errors: Array<{ index: number; reason: string; detail: string }> };
+      expect(result.received).toBe(3);
+      expect(result.failed).toBe(2);
+      expect(result.errors.map((e) => [e.index, e.reason])).toEqual([[3, 'rate_limited'], [4, 'rate_limited']]);
+      expect(result.errors[0]!.detail).toMatch(/burst of 3/);
+
+      const one = await browserFetch(`${limited.url}/collect`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: '1', tid: small.tracking_id, cid: 'rl-x', t: 'pageview', dp: '/rl/x' }) });
+      expect(one.status).toBe(429);
+      expect(one.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(Number(one.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(((await one.json()) as { status: number }).status).toBe(429);
+
+      const stored = await gw.stores.warehouse.client.query({ query: 'SELECT page FROM analytics_hits WHERE website_id = {w:UUID} ORDER BY page', query_params: { w: small.website_id }, format: 'JSONEachRow' });
+      expect((await stored.json<{ page: string }>()).map((r) => r.page)).toEqual(['/rl/0', '/rl/1', '/rl/2']);
+
+      // Another tenant's site keeps the default limit.
+      const other = await browserFetch(`${limited.url}/batch`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: lines(site.tracking_id, 5).replaceAll('dp=%2Frl', 'dp=%2Frl-other') });
+      expect(((await other.json()) as { received: number }).received).toBe(5);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('refuses a malformed limit in the configuration', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    expect(() => loadConfig({ ANALYTICS_SITE_RATE_LIMIT: '{"burst":0,"rate":5}' })).toThrow(/ANALYTICS_SITE_RATE_LIMIT/);
+    expect(() => loadConfig({ ANALYTICS_SITE_RATE_LIMIT_OVERRIDES: '{"plan:x":{"burst":1,"rate":1}}' })).toThrow(/ANALYTICS_SITE_RATE_LIMIT_OVERRIDES/);
+    expect(loadConfig({ ANALYTICS_SITE_RATE_LIMIT: '{"burst":7,"rate":2.5}' }).analytics.siteRateLimit.default).toEqual({ burst: 7, rate: 2.5 });
+  });
+});
+
+describe('report rollups switch', () => {
+  it('ANALYTICS_ROLLUPS=false drops the rollups so reports read raw rows; switched on again, inserts fill them afresh', async () => {
+    const tables = async () => {
+      const r = await gw.stores.warehouse.client.query({ query: "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'analytics_%_15m%' ORDER BY name", format: 'JSONEachRow' });
+      return (await r.json<{ name: string }>()).map((t) => t.name);
+    };
+    expect(await tables()).toEqual(['analytics_hits_15m', 'analytics_hits_15m_mv', 'analytics_pages_15m', 'analytics_pages_15m_mv', 'analytics_sessions_15m', 'analytics_sessions_15m_mv']);
+    const { runReport } = await import('../../src/analytics/reports.js');
+    const spec = { date_range: { start_date: '2026-01-01', end_date: '2026-01-02' }, metrics: ['pageviews' as const, 'sessions' as const] };
+    const plan = async () => {
+      let seen = '';
+      await runReport(gw.stores.warehouse, { id: site.website_id, timezone: 'UTC' }, new Set(), spec, { onPlan: (p) => (seen = `${p.hits} ${p.sessions}`) });
+      return seen;
+    };
+    expect(await plan()).toBe('analytics_hits_15m analytics_sessions_15m:dimensions');
+
+    const off = await startGateway('analytics_rollups_off', { stores: gw.stores, env: { ANALYTICS_ROLLUPS: 'false' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
+    await off.close();
+    expect(await tables()).toEqual([]);
+    expect(await plan()).toBe('analytics_hits analytics_sessions');
+
+    const on = await startGateway('analytics_rollups_on', { stores: gw.stores, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
+    try {
+      expect(await tables()).toHaveLength(6);
+      const res = await browserFetch(`${on.url}/collect`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: '1', tid: site.tracking_id, cid: 'rollup-1', t: 'pageview', dp: '/rollup' }) });
+      expect(res.status).toBe(200);
+      const rolled = await gw.stores.warehouse.client.query({ query: 'SELECT sum(pageviews) AS n FROM analytics_hits_15m WHERE website_id = {w:UUID}', query_params: { w: site.website_id }, format: 'JSONEachRow' });
+      // Only the hit inserted since the views came back: the rollup starts afresh, complete from then on.
+      expect(Number((await rolled.json<{ n: string }>())[0]!.n)).toBe(1);
+    } finally {
+      await on.close();
+    }
+  });
+});

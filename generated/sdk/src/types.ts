@@ -4017,9 +4017,10 @@ export interface components {
              *     - `invalid_hit`: a `/batch` line (text body) is not a valid hit, or the hit is dated more than 5 minutes in the future.
              *     - `hit_too_large`: a `/batch` hit is larger than 8 KB.
              *     - `too_old`: the hit happened more than 4 hours ago.
+             *     - `rate_limited`: the website sent more hits than its limit allows (`ANALYTICS_SITE_RATE_LIMIT`); send it again later.
              * @enum {string}
              */
-            reason: "unknown_tracking_id" | "hostname_not_allowed" | "bot" | "invalid_hit" | "hit_too_large" | "too_old";
+            reason: "unknown_tracking_id" | "hostname_not_allowed" | "bot" | "invalid_hit" | "hit_too_large" | "too_old" | "rate_limited";
         };
         /**
          * @description A website's tracking id, the `tid` of Measurement Protocol hits. Universal Analytics style
@@ -4716,6 +4717,27 @@ export interface components {
                  *       "title": "Upload gone",
                  *       "status": 410,
                  *       "detail": "Upload up_01J9ZM0P2R4T6V8X0Z expired at 2026-01-09T10:31:00Z.",
+                 *       "instance": "urn:weir:request:01J9ZK3M5X8Q2V7N4B6C1D0E9F"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Another request is still writing this upload (possibly through another gateway process, which has been asked to stop and save its progress); retry shortly. tus clients retry 423 by themselves. */
+        UploadLocked: {
+            headers: {
+                /** @description The tus protocol version. */
+                "Tus-Resumable"?: string;
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://weir.dev/problems/upload-locked",
+                 *       "title": "Upload locked",
+                 *       "status": 423,
+                 *       "detail": "Another request is still writing this upload; retry shortly.",
                  *       "instance": "urn:weir:request:01J9ZK3M5X8Q2V7N4B6C1D0E9F"
                  *     }
                  */
@@ -7439,6 +7461,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             410: components["responses"]["UploadGone"];
             412: components["responses"]["UploadPreconditionFailed"];
+            423: components["responses"]["UploadLocked"];
             429: components["responses"]["TooManyRequests"];
         };
     };
@@ -7535,6 +7558,7 @@ export interface operations {
             412: components["responses"]["UploadPreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            423: components["responses"]["UploadLocked"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
