@@ -5,7 +5,7 @@ import { ProblemError } from '../problem.js';
 
 export interface BodySource {
   chunks: AsyncIterable<Buffer>;
-  /** SHA-256 of the decoded bytes read so far (complete once `chunks` is exhausted). */
+  /** SHA-256 of the decoded bytes read so far (complete once `chunks` is exhausted; unused with `hash: false`). */
   hash: Hash;
 }
 
@@ -17,7 +17,8 @@ export const tooLarge = (limit: number, what = 'The request body') =>
  * decoded size passes `limit` so a gzip bomb never inflates past it. A body that ends early
  * is a 400 naming how far it got.
  */
-export function openBody(input: Readable, opts: { gzip: boolean; limit: number }): BodySource {
+export function openBody(input: Readable, opts: { gzip: boolean; limit: number; hash?: boolean }): BodySource {
+  const hashing = opts.hash ?? true;
   const hash = createHash('sha256');
   async function* decoded(): AsyncGenerator<Buffer> {
     const stream: Readable = opts.gzip ? input.pipe(createGunzip({ chunkSize: 64 * 1024 })) : input;
@@ -31,7 +32,7 @@ export function openBody(input: Readable, opts: { gzip: boolean; limit: number }
         if (total > opts.limit) {
           throw tooLarge(opts.limit, opts.gzip ? 'The decompressed body' : 'The request body');
         }
-        hash.update(chunk);
+        if (hashing) hash.update(chunk);
         yield chunk;
       }
     } catch (err) {
@@ -42,7 +43,13 @@ export function openBody(input: Readable, opts: { gzip: boolean; limit: number }
       }
       throw truncated(total);
     } finally {
-      if (opts.gzip) stream.destroy();
+      if (opts.gzip) {
+        stream.destroy();
+        // Stopped early (a 413 for a bomb): the rest of the compressed body is read and dropped,
+        // not left unread, so the client gets the answer instead of a connection reset.
+        input.unpipe();
+        if (!input.destroyed && (input as { complete?: boolean }).complete === false) input.resume();
+      }
     }
     if (aborted || (input as { complete?: boolean }).complete === false) throw truncated(total);
   }

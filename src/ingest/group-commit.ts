@@ -1,26 +1,28 @@
-import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { quoteIdent } from '../datasets/clickhouse-types.js';
 import type { KeyedMutex } from '../datasets/locks.js';
 import { ProblemError } from '../problem.js';
 import type { Warehouse } from '../stores/index.js';
 
+// A field the table doesn't know must fail the insert, never vanish. (chDB has async_insert on,
+// with wait_for_async_insert: an INSERT returns once its rows are written; it may share a part.)
+const INSERT_SETTINGS = { input_format_skip_unknown_fields: 0, date_time_input_format: 'best_effort' };
+
 interface Pending {
   generation: string;
-  /** JSONEachRow text: one row a line. */
-  text: string;
+  /** JSONEachRow bytes (or text): one row a line, each line ending in a newline. */
+  data: Buffer;
   rows: number;
   resolve(): void;
   reject(err: unknown): void;
 }
 
 /**
- * Group commit: one per-dataset queue. While an INSERT runs, rows from every request that
- * arrive queue up; the next INSERT takes them all (up to `maxBytes`). Each request's promise
+ * Group commit: one per-dataset queue. While INSERTs run (at most `concurrency` at once), rows
+ * from every request that arrive queue up; the next INSERT takes them all (up to `maxBytes`). Each request's promise
  * settles after the INSERT that holds its rows returns, so an answer always follows the commit.
  */
 export class GroupCommitter {
-  private readonly queues = new Map<string, { pending: Pending[]; bytes: number; running: boolean }>();
+  private readonly queues = new Map<string, { pending: Pending[]; bytes: number; running: number }>();
   /** How many INSERTs ran and how many rows they held (for tests and metrics). */
   readonly stats = { inserts: 0, rows: 0 };
   /** Told after each INSERT commits, before its requests are answered (the query cache invalidates here). */
@@ -33,43 +35,59 @@ export class GroupCommitter {
     private readonly maxBytes: number,
     /** The table generation now, checked at flush: rows validated against a replaced table are refused. */
     private readonly currentGeneration: (datasetId: string) => Promise<string | undefined>,
+    /**
+     * INSERTs of one dataset that may run at once when a lot is queued. Two keep the warehouse
+     * busy while the rows of the next are gathered (and let chDB parse on both cores); schema
+     * changes still wait for all.
+     */
+    private readonly concurrency = 2,
   ) {}
 
-  submit(datasetId: string, generation: string, text: string, rows: number): Promise<void> {
+  /** Queues rows (JSONEachRow, newline-terminated) for the next INSERT; settles after it. */
+  submit(datasetId: string, generation: string, rowsData: string | Buffer, rows: number): Promise<void> {
+    const data = typeof rowsData === 'string' ? Buffer.from(rowsData) : rowsData;
     return new Promise<void>((resolve, reject) => {
       let q = this.queues.get(datasetId);
-      if (!q) this.queues.set(datasetId, (q = { pending: [], bytes: 0, running: false }));
-      q.pending.push({ generation, text, rows, resolve, reject });
-      q.bytes += text.length;
-      if (!q.running) void this.drain(datasetId);
+      if (!q) this.queues.set(datasetId, (q = { pending: [], bytes: 0, running: 0 }));
+      q.pending.push({ generation, data, rows, resolve, reject });
+      q.bytes += data.length;
+      if (this.wantsWorker(q)) void this.drain(datasetId);
     });
+  }
+
+  /**
+   * Another INSERT may start: none runs, or a second one when a lot is queued (a block's worth).
+   * Small requests wait for the running INSERT and go together in the next one.
+   */
+  private wantsWorker(q: { pending: Pending[]; bytes: number; running: number }): boolean {
+    return q.pending.length > 0 && (q.running === 0 || (q.running < this.concurrency && q.bytes >= this.maxBytes / 2));
   }
 
   private async drain(datasetId: string): Promise<void> {
     const q = this.queues.get(datasetId)!;
-    q.running = true;
+    q.running++;
     try {
       while (q.pending.length) {
         const batch: Pending[] = [];
         let bytes = 0;
-        while (q.pending.length && (batch.length === 0 || bytes + q.pending[0]!.text.length <= this.maxBytes)) {
+        while (q.pending.length && (batch.length === 0 || bytes + q.pending[0]!.data.length <= this.maxBytes)) {
           const next = q.pending.shift()!;
-          bytes += next.text.length;
+          bytes += next.data.length;
           batch.push(next);
         }
         q.bytes -= bytes;
         await this.flush(datasetId, batch);
       }
     } finally {
-      q.running = false;
-      if (q.pending.length) void this.drain(datasetId);
-      else this.queues.delete(datasetId);
+      q.running--;
+      if (this.wantsWorker(q)) void this.drain(datasetId);
+      else if (!q.running && !q.pending.length) this.queues.delete(datasetId);
     }
   }
 
   private async flush(datasetId: string, batch: Pending[]): Promise<void> {
     try {
-      await this.locks.run(datasetId, async () => {
+      await this.locks.runShared(datasetId, async () => {
         const generation = await this.currentGeneration(datasetId);
         const stale = batch.filter((p) => p.generation !== generation);
         for (const p of stale) {
@@ -80,13 +98,8 @@ export class GroupCommitter {
         }
         const fresh = batch.filter((p) => p.generation === generation);
         if (!fresh.length) return;
-        const result = await this.warehouse.client.exec({
-          query: `INSERT INTO ${quoteIdent(datasetId)} FORMAT JSONEachRow`,
-          values: Readable.from(fresh.map((p) => p.text)),
-          // A field the table doesn't know must fail the insert, never vanish.
-          clickhouse_settings: { input_format_skip_unknown_fields: 0, date_time_input_format: 'best_effort' },
-        });
-        result.stream.resume();
+        // One statement: the rows of every request in it land together or not at all.
+        await this.warehouse.insertRaw(datasetId, 'JSONEachRow', fresh.map((p) => p.data), INSERT_SETTINGS);
         await this.onCommitted?.(datasetId).catch((err: unknown) => this.logger.warn({ err, datasetId }, 'after-commit hook failed'));
         this.stats.inserts++;
         for (const p of fresh) {

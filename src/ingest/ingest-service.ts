@@ -7,9 +7,9 @@ import { openBody } from './body-source.js';
 import { GroupCommitter } from './group-commit.js';
 import { IdempotencyStore, mismatch, type IngestResultBody } from './idempotency.js';
 import { InflightBudget } from './inflight-budget.js';
-import { IngestRun } from './ingest-run.js';
+import { BlockPool, IngestRun } from './ingest-run.js';
 import { deleteQuarantine } from './quarantine.js';
-import { jsonArrayRows, ndjsonRows, type RawRow } from './row-splitters.js';
+import { jsonArrayRows } from './row-splitters.js';
 
 export interface IngestOptions {
   /** Most bytes one INSERT takes (group commit merges requests up to this). */
@@ -32,6 +32,8 @@ export class IngestService {
   readonly chunkBytes: number;
   readonly maxRowBytes: number;
   private readonly leaseMs: number;
+  /** Row blocks reused across requests (a few: enough for steady concurrent ingest, little held when idle). */
+  private readonly blocks: BlockPool;
 
   constructor(
     private readonly stores: Stores,
@@ -43,6 +45,7 @@ export class IngestService {
     this.maxRowBytes = options.maxRowBytes ?? 2 * 1024 * 1024;
     this.leaseMs = options.idempotencyLeaseMs ?? 10_000;
     this.budget = new InflightBudget(options.maxInflightBytes);
+    this.blocks = new BlockPool(this.chunkBytes + 64 * 1024, 4);
     this.idempotency = new IdempotencyStore(stores.metadata, this.leaseMs);
     this.committer = new GroupCommitter(stores.warehouse, datasets.tableLocks, logger, options.batchBytes, async (id) => {
       try {
@@ -54,7 +57,7 @@ export class IngestService {
   }
 
   newRun(dataset: Awaited<ReturnType<DatasetService['writable']>>, tag: string): IngestRun {
-    return new IngestRun(dataset, this.committer, this.stores.metadata, tag, this.chunkBytes);
+    return new IngestRun(dataset, this.committer, this.stores.metadata, tag, this.chunkBytes, this.maxRowBytes, this.blocks);
   }
 
   /** POST /v1/datasets/{id}/ingest. Everything before the body is read can refuse cheaply. */
@@ -70,7 +73,8 @@ export class IngestService {
     const release = this.budget.reserve(reserve);
     try {
       const claim = opts.idempotencyKey ? await this.idempotency.claim(opts.tenant, opts.idempotencyKey, opts.datasetId, req.id) : { kind: 'new' as const };
-      const body = openBody(req, { gzip: encoding === 'gzip', limit: opts.limit });
+      // The body's hash only matters with an Idempotency-Key (a retry must send the same body).
+      const body = openBody(req, { gzip: encoding === 'gzip', limit: opts.limit, hash: opts.idempotencyKey !== undefined });
       const hashOf = () => `${format}:${body.hash.copy().digest('hex')}`;
       if (claim.kind === 'done') {
         for await (const _chunk of body.chunks) {
@@ -85,8 +89,12 @@ export class IngestService {
         ? setInterval(() => void this.idempotency.renew(opts.tenant, opts.idempotencyKey!).catch(() => {}), Math.max(1000, this.leaseMs / 3))
         : undefined;
       try {
-        const rows: AsyncIterable<RawRow[]> = format === 'ndjson' ? ndjsonRows(body.chunks, this.maxRowBytes) : jsonArrayRows(body.chunks, this.maxRowBytes);
-        for await (const batch of rows) await run.add(batch);
+        if (format === 'ndjson') {
+          for await (const chunk of body.chunks) await run.addNdjson(chunk);
+          run.endNdjson();
+        } else {
+          for await (const batch of jsonArrayRows(body.chunks, this.maxRowBytes)) await run.add(batch);
+        }
         await run.finish();
       } catch (err) {
         await run.abandon();

@@ -8,7 +8,6 @@ import type { AccessControl } from '../authz/index.js';
 import type { Principal } from '../gateway/request-types.js';
 import { ProblemError } from '../problem.js';
 import type { IngestService } from './ingest-service.js';
-import { ndjsonRows } from './row-splitters.js';
 
 export const STREAM_PATH = /^\/v1\/datasets\/([^/?#]+)\/stream$/;
 const PRODUCER = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -190,10 +189,8 @@ export class StreamIngestEndpoint {
       if (claim.kind === 'takeover') await ingest.undo(conn.datasetId, claim.previousRequestId);
       const run = ingest.newRun(dataset, requestId);
       try {
-        async function* one() {
-          yield Buffer.from(head.body);
-        }
-        for await (const rows of ndjsonRows(one(), ingest.maxRowBytes)) await run.add(rows);
+        await run.addNdjson(Buffer.from(head.body));
+        run.endNdjson();
         await run.finish();
       } catch (err) {
         await run.abandon();

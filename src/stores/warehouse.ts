@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import {
   ClickHouseLogLevel,
   createClient,
@@ -15,9 +16,17 @@ export interface Warehouse {
   /** Unqualified table names resolve to `database` on both backends. */
   readonly client: ClickHouseClient;
   readonly database: string;
+  /**
+   * `INSERT INTO <table> FORMAT <format>` of bytes that are already in that format (one
+   * statement, so one part). On chDB the Buffer goes to the engine as is (no JS string is built);
+   * on a server it is streamed as the request body.
+   */
+  insertRaw(table: string, format: RawInsertFormat, data: Buffer | readonly Buffer[], settings?: Record<string, string | number>): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+export type RawInsertFormat = 'JSONEachRow' | 'JSONCompactEachRow' | 'TabSeparated';
 
 export interface WarehouseOptions {
   clickhouseUrl?: string;
@@ -76,12 +85,40 @@ export async function openWarehouse(opts: WarehouseOptions): Promise<Warehouse> 
   return opts.clickhouseUrl ? openServer(opts, opts.clickhouseUrl) : openChdb(opts);
 }
 
-function wrap(kind: Warehouse['kind'], client: ClickHouseClient, database: string, onClose: () => Promise<void>): Warehouse {
+/** chDB's raw passthrough insert (`connection.chdb.rawInsert`): the Buffer is handed to the engine zero-copy. */
+type ChdbRawInsert = (params: { table: string; values: Buffer; format: string; settings?: Record<string, string | number> }) => Promise<unknown>;
+
+const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function wrap(
+  kind: Warehouse['kind'],
+  client: ClickHouseClient,
+  database: string,
+  onClose: () => Promise<void>,
+  rawInsert?: ChdbRawInsert,
+): Warehouse {
   let closed: Promise<void> | undefined;
   return {
     kind,
     client,
     database,
+    async insertRaw(table, format, data, settings) {
+      if (!IDENT_RE.test(table)) throw new Error(`Invalid table name ${JSON.stringify(table)}`);
+      const parts = Buffer.isBuffer(data) ? [data] : (data as readonly Buffer[]);
+      if (!parts.some((p) => p.length)) return;
+      if (rawInsert) {
+        const values = parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[]);
+        await rawInsert({ table: `${database}.${table}`, values, format, settings });
+        return;
+      }
+      const result = await client.exec({
+        query: `INSERT INTO \`${database}\`.\`${table}\` FORMAT ${format}`,
+        values: Readable.from(parts),
+        clickhouse_settings: settings as ClickHouseSettings,
+      });
+      result.stream.resume();
+      await new Promise<void>((resolve, reject) => result.stream.once('end', resolve).once('close', resolve).once('error', reject));
+    },
     async ping() {
       await client.command({ query: 'SELECT 1' });
     },
@@ -125,7 +162,7 @@ async function openServer(opts: WarehouseOptions, rawUrl: string): Promise<Wareh
 // chdb is an optional dependency: the image is built with --omit=optional, so tsc must not
 // need its types. A non-literal specifier keeps TypeScript from resolving the module.
 interface ChdbModule { drainPending(): Promise<void> }
-interface ChdbConnectionModule { createChdbConnection(opts: { path: string }): unknown }
+interface ChdbConnectionModule { createChdbConnection(opts: { path: string }): { chdb?: { rawInsert?: ChdbRawInsert } } }
 const importOptional = (specifier: string): Promise<unknown> => import(specifier);
 
 // chDB binds one data directory per process.
@@ -178,5 +215,6 @@ async function openChdb(opts: WarehouseOptions): Promise<Warehouse> {
     await release();
     throw err;
   }
-  return wrap('chdb', client, opts.database, release);
+  const rawInsert = connection.chdb?.rawInsert;
+  return wrap('chdb', client, opts.database, release, rawInsert);
 }
