@@ -69,6 +69,12 @@ export class Authorizer {
   }
 
   decide(principal: Principal, resource: ResourceRef, action: string, now = Date.now()): Decision {
+    const objKey = objectKey(resource.type, resource.id);
+    const cacheMs = this.#o.decisionCacheMs ?? 0;
+    const attrs = resource.attributes ?? {};
+    const cacheKey = cacheMs ? `${this.#principalKey(principal)}\u0000${objKey}\u0000${action}\u0000${resource.attributes ? JSON.stringify(attrs) : ''}` : '';
+    const hit = cacheMs ? this.#decisions.get(cacheKey) : undefined;
+    if (hit && hit.until > now) return hit.decision;
     const sub = {
       id: subjectKey(principal.subject),
       subject: principal.subject,
@@ -79,11 +85,7 @@ export class Authorizer {
       authMethod: principal.authMethod,
       attrs: principal.attributes,
     };
-    const obj = { key: objectKey(resource.type, resource.id), type: resource.type, id: resource.id ?? '', attrs: resource.attributes ?? {} };
-    const cacheMs = this.#o.decisionCacheMs ?? 0;
-    const cacheKey = cacheMs ? `${this.#principalKey(principal)}\u0000${obj.key}\u0000${action}\u0000${JSON.stringify(obj.attrs)}` : '';
-    const hit = cacheMs ? this.#decisions.get(cacheKey) : undefined;
-    if (hit && hit.until > now) return hit.decision;
+    const obj = { key: objKey, type: resource.type, id: resource.id ?? '', attrs };
     const [allowed, rule] = this.#enforcer.enforceExSync(sub, principal.tenant, obj, action, { now });
     const decision: Decision = { allowed, rule: rule.length ? rule : undefined };
     if (cacheMs) {
