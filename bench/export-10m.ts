@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { reachable } from './reachable.js';
+import { benchDataset, fillSql } from './bench-dataset.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000);
 const TARGET = 256 * 1024 * 1024;
@@ -56,11 +57,7 @@ async function serve(): Promise<void> {
       if (msg.fill) {
         const table = `\`${stores.warehouse.database}\`.\`${msg.fill}\``;
         await stores.warehouse.client.command({
-          query: `INSERT INTO ${table} (event_time, region, user_id, amount, qty)
-            SELECT toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalMillisecond(intHash32(number) % ${28 * 86_400_000}),
-              concat('eu-west-', toString(number % 7)), concat('u_', toString(intHash32(number + 1) % 100000)),
-              (number % 1000) / 4, number % 100
-            FROM numbers(${ROWS})`,
+          query: fillSql(table, ROWS, 28),
         });
         await stores.warehouse.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
         process.send!({ filled: ROWS });
@@ -179,18 +176,7 @@ async function main(): Promise<void> {
     // 1. Make and fill the dataset in a first gateway process.
     let t0 = performance.now();
     const setup = await startGateway(dir);
-    const created = await call(setup.port, 'POST', '/v1/datasets', {
-      name: 'bench_export',
-      columns: [
-        { name: 'event_time', type: 'timestamp', nullable: false },
-        { name: 'region', type: 'string', nullable: false },
-        { name: 'user_id', type: 'string' },
-        { name: 'amount', type: 'float' },
-        { name: 'qty', type: 'int' },
-      ],
-      time_column: 'event_time',
-      sort_key: ['region', 'event_time'],
-    });
+    const created = await call(setup.port, 'POST', '/v1/datasets', benchDataset('bench_export'));
     if (created.status !== 201) throw new Error(`create dataset: ${created.status} ${JSON.stringify(created.json)}`);
     const id = created.json.id as string;
     setup.child.send({ fill: id });

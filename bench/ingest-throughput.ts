@@ -13,6 +13,7 @@ import { buildApp, storeConfig } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { openStores } from '../src/stores/index.js';
 import { asTenant, pluginsWithTestPrincipal } from '../test/helpers/test-principal.js';
+import { benchDataset } from './bench-dataset.js';
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MB`;
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -82,20 +83,8 @@ const baselineBreakdown = breakdown(true);
 peakRss = baselineRss;
 const bytes = (await Promise.all(files.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
 
-const definition = {
-  name: 'bench',
-  columns: [
-    { name: 'event_time', type: 'timestamp', nullable: false },
-    { name: 'region', type: 'string', nullable: false },
-    { name: 'user_id', type: 'string' },
-    { name: 'amount', type: 'float' },
-    { name: 'qty', type: 'int' },
-  ],
-  time_column: 'event_time',
-  sort_key: ['region', 'event_time'],
-};
 const create = async (name: string) => {
-  const res = await fetch(`${base}/v1/datasets`, { method: 'POST', headers: asTenant('bench', { 'content-type': 'application/json' }), body: JSON.stringify({ ...definition, name }) });
+  const res = await fetch(`${base}/v1/datasets`, { method: 'POST', headers: asTenant('bench', { 'content-type': 'application/json' }), body: JSON.stringify(benchDataset(name)) });
   return ((await res.json()) as { id: string }).id;
 };
 const viaGateway = await create('via_gateway');

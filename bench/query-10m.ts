@@ -20,6 +20,7 @@ import { buildApp, storeConfig } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { openStores } from '../src/stores/index.js';
 import { asTenant, pluginsWithTestPrincipal } from '../test/helpers/test-principal.js';
+import { benchDataset, fillSql } from './bench-dataset.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 10_000_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 21);
@@ -60,29 +61,14 @@ function call(method: string, urlPath: string, body?: unknown): Promise<{ status
 }
 
 try {
-  const created = await call('POST', '/v1/datasets', {
-    name: 'bench_query',
-    columns: [
-      { name: 'event_time', type: 'timestamp', nullable: false },
-      { name: 'region', type: 'string', nullable: false },
-      { name: 'user_id', type: 'string' },
-      { name: 'amount', type: 'float' },
-      { name: 'qty', type: 'int' },
-    ],
-    time_column: 'event_time',
-    sort_key: ['region', 'event_time'],
-  });
+  const created = await call('POST', '/v1/datasets', benchDataset('bench_query'));
   if (created.status !== 201) throw new Error(`create dataset: ${created.status} ${created.text}`);
   const id = (JSON.parse(created.text) as { id: string }).id;
   const table = `\`${stores.warehouse.database}\`.\`${id}\``;
 
   const t0 = performance.now();
   await stores.warehouse.client.command({
-    query: `INSERT INTO ${table} (event_time, region, user_id, amount, qty)
-      SELECT toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalMillisecond(intHash32(number) % ${DAYS * 86_400_000}),
-        concat('eu-west-', toString(number % 7)), concat('u_', toString(intHash32(number + 1) % 100000)),
-        (number % 1000) / 4, number % 100
-      FROM numbers(${ROWS})`,
+    query: fillSql(table, ROWS, DAYS),
   });
   await stores.warehouse.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
   console.log(`${stores.warehouse.kind}: ${ROWS.toLocaleString('en')} rows made in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
