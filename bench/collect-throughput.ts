@@ -31,7 +31,8 @@ const UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML,
 interface Side { url: string; trackingId: string; child: ChildProcess; agent: Agent; lines: string[] }
 
 async function start(mode: 'bare' | 'full', env: Record<string, string>): Promise<Side> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/collect-server.ts'), mode], {
+  const profile = process.env.BENCH_PROFILE && mode === 'full' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(root, 'bench/collect-server.ts'), mode], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
