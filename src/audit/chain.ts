@@ -1,4 +1,4 @@
-import * as crypto from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import type { AuditEvent, PendingAuditEvent } from './event.js';
 
 /**
@@ -72,6 +72,5 @@ export function linkEvents(head: { seq: number; hash: string | null }, pending: 
   return linked;
 }
 
-// crypto.hash (Node 20.12+) hashes a string in one call, without a Hash object per event.
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-const sha256Hex = oneShot ? (s: string) => oneShot('sha256', s, 'hex') : (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+// One call per event, without a Hash object (crypto.hash: Node >= 20.12; engines asks for 20.19).
+const sha256Hex = (s: string): string => oneShotHash('sha256', s, 'hex');
