@@ -16,27 +16,19 @@ import type { AnyPlugin, PluginDeps } from './gateway/plugin.js';
 import './gateway/request-types.js';
 import { createHandlers } from './handlers/index.js';
 import { createLogger } from './logger.js';
-import { createDataServices, type UpgradeHandler } from './datasets/services.js';
-import { createAnalyticsServices, type AnalyticsOptions } from './analytics/service.js';
-import { tokenAuthenticator } from './analytics/token-auth.js';
-import { StreamIngestEndpoint } from './ingest/stream-endpoint.js';
-import { createAuditLog } from './audit/index.js';
-import { openAccessControl, type ResourceResolver } from './authz/index.js';
-import { apiKeyOwner } from './identity/api-keys.js';
-import { bootstrapIfEmpty } from './identity/bootstrap.js';
-import { openIdentity } from './identity/index.js';
-import { createGatewayMetrics } from './observability/metrics.js';
+import type { UpgradeHandler } from './datasets/services.js';
+import type { AnalyticsOptions } from './analytics/service.js';
+import type { ResourceResolver } from './authz/index.js';
 import { recordProblem } from './observability/problem-recorder.js';
+import { createServices } from './services.js';
 import { openStores, type Stores } from './stores/index.js';
-import { ExportJobs } from './exports/jobs.js';
-import { QueryCache } from './query/cache.js';
-import { createUploadServices } from './uploads/index.js';
 
 export interface AppOverrides {
   /** Stores opened by the caller (who then closes them); opened from config when absent. */
   stores?: Stores;
   logger?: Logger;
-  handlers?: HandlerMap;
+  /** The operations' handlers, or a function of those the app builds (to replace a few). */
+  handlers?: HandlerMap | ((built: HandlerMap) => HandlerMap);
   plugins?: AnyPlugin[];
   /** Per-plugin options by plugin name, on top of those derived from config. */
   pluginOptions?: Record<string, unknown>;
@@ -62,51 +54,16 @@ export interface WeirApp extends Express {
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<WeirApp> {
   const logger = overrides.logger ?? createLogger(config);
   const stores = overrides.stores ?? (await openStores(storeConfig(config), logger));
-  const metrics = createGatewayMetrics(stores);
-  const audit = createAuditLog({ metadata: stores.metadata, config, metrics, logger });
-  const identity = await openIdentity(config, stores, logger);
-  const access = await openAccessControl(config, stores, logger);
-  access.resources.register('api-key', apiKeyOwner(identity.apiKeys));
-  const data = createDataServices({ config, stores, logger });
-  access.resources.register('dataset', async (id) => {
-    const tenant = await data.datasets.tenantOf(id);
-    return tenant === undefined ? undefined : { tenant };
-  });
-  const analytics = await createAnalyticsServices({ config, stores, logger, metrics }, { authenticate: tokenAuthenticator(identity), ...overrides.analytics });
-  access.resources.register('website', analytics.resolveWebsite);
-  const queryCache = new QueryCache(stores.shared, config.query.cacheTtlMs, logger.child({ component: 'query-cache' }));
-  data.ingest.committer.onCommitted = (datasetId) => queryCache.invalidate(datasetId);
-  const exportJobs = new ExportJobs({
-    metadata: stores.metadata,
-    warehouse: stores.warehouse,
-    logger: logger.child({ component: 'exports' }),
-    dir: config.exports.dir,
-    ttlMs: config.exports.ttlMs,
-    concurrency: config.exports.concurrency,
-  });
-  await exportJobs.start();
-  access.resources.register('export', async (id) => {
-    const job = await exportJobs.get(id);
-    return job && { tenant: job.tenant, attributes: { created_by: job.created_by } };
-  });
-  const uploads = await createUploadServices({ config, stores, data, logger });
-  access.resources.register('upload', uploads.resolveUpload);
-  access.resources.register('ingest-job', uploads.resolveJob);
-  uploads.service.start();
-  data.upgradeHandlers.push(analytics.upgradeHandler);
-  const ingestStream = new StreamIngestEndpoint({ ingest: data.ingest, access, authenticate: tokenAuthenticator(identity), logger: logger.child({ component: 'ingest-stream' }) });
-  data.upgradeHandlers.push(ingestStream.handleUpgrade);
-  for (const [type, resolver] of Object.entries(overrides.resourceResolvers ?? {})) access.resources.override(type, resolver);
-  await bootstrapIfEmpty(identity, stores.metadata, logger);
+  const services = await createServices(config, stores, logger, { analytics: overrides.analytics, resourceResolvers: overrides.resourceResolvers });
+  const { metrics, audit, identity, access } = services;
   const deps: PluginDeps = { config, stores, logger, spec: overrides.spec ?? (spec as Record<string, unknown>), metrics, audit, identity, access };
   const plugins = configurePlugins(overrides.plugins ?? createPlugins(), {
     body: { limit: config.http.bodyLimit },
     validation: { validateResponses: config.http.validateResponses },
     ...overrides.pluginOptions,
   });
-  const queryDeps = { datasets: data.datasets, access, warehouse: stores.warehouse, cache: queryCache, limits: config.query };
-  const exportDeps = { datasets: data.datasets, access, warehouse: stores.warehouse, exports: exportJobs };
-  const handlers = overrides.handlers ?? createHandlers({ stores, version: apiInfo.version, startedAt: Date.now(), metrics, audit, data, identity, access, analytics, query: queryDeps, exports: exportDeps, uploads: { uploads: uploads.service } });
+  const built = createHandlers({ ...services, stores, version: apiInfo.version, startedAt: Date.now() });
+  const handlers = typeof overrides.handlers === 'function' ? overrides.handlers(built) : (overrides.handlers ?? built);
   const ops = overrides.operations ?? Object.values(operations);
 
   const app = express() as unknown as WeirApp;
@@ -145,7 +102,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   let closing: Promise<void> | undefined;
   app.weir = {
     deps,
-    upgradeHandlers: data.upgradeHandlers,
+    upgradeHandlers: services.upgradeHandlers,
     close: () =>
       (closing ??= (async () => {
         for (const { plugin } of plugins) {
@@ -155,14 +112,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
             logger.error({ err, plugin: plugin.name }, 'plugin failed to close');
           }
         }
-        await analytics.close();
-        await ingestStream.close();
-        await exportJobs.close();
-        await uploads.service.close();
-        await uploads.closeLocker();
-        await data.close();
-        await identity.close();
-        await access.close();
+        await services.close();
         if (!overrides.stores) await stores.close();
       })()),
   };

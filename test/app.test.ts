@@ -2,7 +2,6 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notImplemented } from '../generated/handlers.js';
 import { operations } from '../generated/registry.js';
-import { createHandlers } from '../src/handlers/index.js';
 import { createAdminKey } from '../src/identity/bootstrap.js';
 import { startGateway, type TestGateway } from './helpers/app.js';
 import { testStoreMode } from './helpers/store-env.js';
@@ -80,6 +79,26 @@ describe('errors are problem+json', () => {
     expect(res.status).toBe(400);
     const body = await problemOf(res);
     expect(body.errors).toEqual([expect.objectContaining({ in: 'query', parameter: 'limit' })]);
+  });
+
+  it('a list cursor the list did not give out answers 400 naming the cursor', async () => {
+    const cursor = (c: string, i: string) => Buffer.from(JSON.stringify({ c, i })).toString('base64url');
+    const created = await fetch(`${gw.url}/v1/datasets`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'cursor_check', columns: [{ name: 'x', type: 'string' }] }) });
+    const { id } = (await created.json()) as { id: string };
+    const cases = [
+      // The version is compared as an int in SQL.
+      [`/v1/datasets/${id}/versions`, Buffer.from(JSON.stringify({ v: 'two' })).toString('base64url')],
+      ['/v1/datasets', 'garbage'],
+      ['/v1/datasets', cursor('2026-13-01T00:00:00.000000Z', 'ds_x')],
+      ['/v1/api-keys', cursor('2026-01-01T00:00:00.000000Z; x', 'key_x')],
+      // A website id is a uuid column: anything else would fail in SQL.
+      ['/v1/websites', cursor('2026-01-01T00:00:00.000000Z', 'not-a-uuid')],
+    ];
+    for (const [path, c] of cases) {
+      const res = await fetch(`${gw.url}${path}?cursor=${c}`, { headers: admin });
+      expect(res.status, path).toBe(400);
+      expect((await problemOf(res)).errors).toEqual([expect.objectContaining({ in: 'query', parameter: 'cursor' })]);
+    }
   });
 
   it('a body over the limit answers 413, before it is read when Content-Length says so', async () => {
@@ -176,7 +195,6 @@ describe('operations from the registry', () => {
 describe('deprecation and response validation', () => {
   let custom: TestGateway;
   beforeAll(async () => {
-    const base = createHandlers({ stores: gw.stores, version: 'test', startedAt: Date.now() });
     custom = await startGateway('app-custom', {
       stores: gw.stores,
       overrides: {
@@ -185,7 +203,7 @@ describe('deprecation and response validation', () => {
             ? { ...op, deprecated: true, deprecatedAt: '2026-01-01T00:00:00Z', sunset: '2027-06-30T00:00:00Z' }
             : op,
         ),
-        handlers: { ...base, getReadiness: (() => ({ status: 200, body: { status: 'sideways' } })) as never, listDatasets: notImplemented },
+        handlers: (built) => ({ ...built, getReadiness: (() => ({ status: 200, body: { status: 'sideways' } })) as never, listDatasets: notImplemented }),
       },
     });
   });

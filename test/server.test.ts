@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, storeConfig } from '../src/app.js';
-import { createHandlers } from '../src/handlers/index.js';
 import { listen } from '../src/server.js';
 import { openStores, type Stores } from '../src/stores/index.js';
 import { testConfig } from './helpers/app.js';
@@ -63,20 +62,19 @@ describe('listen', () => {
 
   it('on shutdown, finishes in-flight requests and refuses new connections', async () => {
     const config = { ...base, port: 0 };
-    const handlers = createHandlers({ stores, version: 't', startedAt: Date.now() });
     let entered!: () => void;
     const inHandler = new Promise<void>((resolve) => (entered = resolve));
     const app = await buildApp(config, {
       stores,
       logger,
-      handlers: {
-        ...handlers,
+      handlers: (built) => ({
+        ...built,
         getHealth: async () => {
           entered();
           await new Promise((r) => setTimeout(r, 300));
           return { status: 200, body: { status: 'ok', version: 'slow', uptime_s: 0 } };
         },
-      },
+      }),
     });
     const running = await listen(app, config, logger);
     const slow = fetch(`${running.url}/healthz`);

@@ -1,6 +1,6 @@
 import type { MetadataStore } from '../stores/index.js';
 import { ProblemError } from '../problem.js';
-import { decodeCursor, encodeCursor } from '../list-cursor.js';
+import { keysetPage } from '../list-cursor.js';
 import { checkGoalDefinition, type Goal, type GoalDefinition } from './goal-rules.js';
 import { newGoalId, newTrackingId, newWebsiteId } from './ids.js';
 import { isValidTimeZone } from './timezone.js';
@@ -125,21 +125,12 @@ export class WebsiteRepository {
   }
 
   async list(tenant: string, opts: { cursor?: string; limit: number }): Promise<{ items: Website[]; next_cursor: string | null }> {
-    const after = decodeCursor<{ k: string; i: string }>(opts.cursor, ['k', 'i']);
-    const params: unknown[] = [tenant, opts.limit + 1];
-    let where = 'tenant = $1 AND deleted_at IS NULL';
-    if (after) {
-      params.push(after.k, after.i);
-      where += ' AND (created_at, id) > ($3::timestamptz, $4::uuid)';
-    }
-    // The cursor keeps created_at as PostgreSQL's text (microseconds), which a JS Date would truncate.
-    const { rows } = await this.db.query<WebsiteRow & { created_key: string }>(
-      `SELECT ${WEBSITE_COLUMNS}, created_at::text AS created_key FROM analytics_websites WHERE ${where} ORDER BY created_at, id LIMIT $2`,
-      params,
+    const page = await keysetPage<WebsiteRow>(
+      this.db,
+      { select: WEBSITE_COLUMNS, from: 'analytics_websites', where: 'tenant = $1 AND deleted_at IS NULL', params: [tenant], order: 'asc', validId: (id) => UUID_RE.test(id) },
+      opts,
     );
-    const page = rows.slice(0, opts.limit);
-    const last = page[page.length - 1];
-    return { items: page.map(toWebsite), next_cursor: rows.length > opts.limit && last ? encodeCursor({ k: last.created_key, i: last.id }) : null };
+    return { items: page.items.map(toWebsite), next_cursor: page.next_cursor };
   }
 
   /** The tenant's live website, or 404 (another tenant's website is as absent as a missing one). */
@@ -211,20 +202,8 @@ export class WebsiteRepository {
   }
 
   async listGoals(websiteId: string, opts: { cursor?: string; limit: number }): Promise<{ items: Goal[]; next_cursor: string | null }> {
-    const after = decodeCursor<{ k: string; i: string }>(opts.cursor, ['k', 'i']);
-    const params: unknown[] = [websiteId, opts.limit + 1];
-    let where = 'website_id = $1';
-    if (after) {
-      params.push(after.k, after.i);
-      where += ' AND (created_at, id) > ($3::timestamptz, $4)';
-    }
-    const { rows } = await this.db.query<GoalRow & { created_key: string }>(
-      `SELECT ${GOAL_COLUMNS}, created_at::text AS created_key FROM analytics_goals WHERE ${where} ORDER BY created_at, id LIMIT $2`,
-      params,
-    );
-    const page = rows.slice(0, opts.limit);
-    const last = page[page.length - 1];
-    return { items: page.map(toGoal), next_cursor: rows.length > opts.limit && last ? encodeCursor({ k: last.created_key, i: last.id }) : null };
+    const page = await keysetPage<GoalRow>(this.db, { select: GOAL_COLUMNS, from: 'analytics_goals', where: 'website_id = $1', params: [websiteId], order: 'asc' }, opts);
+    return { items: page.items.map(toGoal), next_cursor: page.next_cursor };
   }
 
   /** Every goal of a website (the tracker compiles them all). */

@@ -1,3 +1,4 @@
+import { keysetPage } from '../list-cursor.js';
 import type { Queryable } from '../stores/index.js';
 import type { ColumnDef, PartitionBy, SchemaShape } from './schema.js';
 import type { SchemaDiff } from './schema-diff.js';
@@ -101,11 +102,12 @@ export const datasetsRepo = {
     return res.rows[0] ? toDataset(res.rows[0]) : undefined;
   },
 
+  /** The tenant's datasets, newest first, a page at a time. */
   async list(
     db: Queryable,
     tenant: string,
-    opts: { limit: number; after?: { c: string; i: string }; q?: string; includeDeleted: boolean },
-  ): Promise<DatasetRecord[]> {
+    opts: { cursor?: string; limit: number; q?: string; includeDeleted: boolean },
+  ): Promise<{ items: DatasetRecord[]; next_cursor: string | null }> {
     const where = ['tenant = $1'];
     const params: unknown[] = [tenant];
     if (!opts.includeDeleted) where.push('deleted_at IS NULL');
@@ -113,16 +115,8 @@ export const datasetsRepo = {
       params.push(`%${opts.q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
       where.push(`name ILIKE $${params.length}`);
     }
-    if (opts.after) {
-      params.push(opts.after.c, opts.after.i);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(opts.limit);
-    const res = await db.query<Row>(
-      `SELECT * FROM datasets WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
-    return res.rows.map(toDataset);
+    const page = await keysetPage<Row>(db, { select: '*', from: 'datasets', where: where.join(' AND '), params, order: 'desc' }, opts);
+    return { items: page.items.map(toDataset), next_cursor: page.next_cursor };
   },
 
   async versions(db: Queryable, id: string, opts: { limit: number; before?: number }): Promise<VersionRecord[]> {

@@ -102,16 +102,12 @@ export class DatasetService {
   }
 
   async list(tenant: string, opts: { cursor?: string; limit: number; q?: string; includeDeleted: boolean }) {
-    const after = decodeCursor<{ c: string; i: string }>(opts.cursor, ['c', 'i']);
-    const rows = await datasetsRepo.list(this.stores.metadata, tenant, { limit: opts.limit + 1, after, q: opts.q, includeDeleted: opts.includeDeleted });
-    const page = rows.slice(0, opts.limit);
-    const last = page[page.length - 1];
-    return { items: page, next_cursor: rows.length > opts.limit && last ? encodeCursor({ c: last.created_at.toISOString(), i: last.id }) : null };
+    return datasetsRepo.list(this.stores.metadata, tenant, opts);
   }
 
   async versions(tenant: string, id: string, opts: { cursor?: string; limit: number }) {
     await this.get(tenant, id);
-    const before = decodeCursor<{ v: number }>(opts.cursor, ['v']);
+    const before = decodeCursor<{ v: number }>(opts.cursor, ['v'], 'query', ({ v }) => Number.isSafeInteger(v) && v > 0);
     const rows = await datasetsRepo.versions(this.stores.metadata, id, { limit: opts.limit + 1, before: before?.v });
     const page = rows.slice(0, opts.limit);
     const last = page[page.length - 1];

@@ -1,6 +1,6 @@
 import type { components } from '../../generated/types.js';
 import type { Request } from 'express';
-import { notImplemented, type Handler } from '../../generated/handlers.js';
+import type { Handler } from '../../generated/handlers.js';
 import type { AnalyticsServices } from '../analytics/service.js';
 import type { HitInput, HitOrigin, TrackingError } from '../analytics/collector.js';
 import type { Goal, GoalDefinition } from '../analytics/goal-rules.js';
@@ -64,14 +64,7 @@ function malformedHit(detail: string, where: 'body' | 'query'): ProblemError {
   });
 }
 
-export function analyticsHandlers(analytics: AnalyticsServices | undefined, exportJobs?: ExportJobs): { [K in AnalyticsOps]: Handler<K> | typeof notImplemented } {
-  if (!analytics) {
-    return {
-      collectHit: notImplemented, collectHitPixel: notImplemented, collectBatch: notImplemented, createWebsite: notImplemented,
-      listWebsites: notImplemented, getWebsite: notImplemented, updateWebsite: notImplemented, deleteWebsite: notImplemented,
-      createGoal: notImplemented, listGoals: notImplemented, getRealtime: notImplemented, queryWebsite: notImplemented, exportWebsite: notImplemented,
-    };
-  }
+export function analyticsHandlers(analytics: AnalyticsServices, exportJobs: ExportJobs): { [K in AnalyticsOps]: Handler<K> } {
   const { websites, collector } = analytics;
   const countryHeader = analytics.config.countryHeader;
 
@@ -174,26 +167,24 @@ export function analyticsHandlers(analytics: AnalyticsServices | undefined, expo
       const goalIds = new Set((await websites.allGoals(website.id)).map((g) => g.id));
       return { status: 200, body: (await runReport(analytics.stores.warehouse, website, goalIds, body as ReportSpec & { cursor?: string })) };
     },
-    exportWebsite: !exportJobs
-      ? notImplemented
-      : async ({ req, params, body }) => {
-          const principal = requirePrincipal(req);
-          const website = await websites.get(principal.tenant, params.websiteId);
-          const spec = body as HitExportSpec;
-          const job = await exportJobs.create({
-            tenant: principal.tenant,
-            createdBy: principal.subject,
-            sourceType: 'website',
-            sourceId: website.id,
-            format: spec.format,
-            compression: 'none',
-            query: compileHitExport(spec, website),
-          });
-          return {
-            status: 202,
-            headers: { Location: `/v1/exports/${job.id}` },
-            body: { export_id: job.id, status: 'processing' as const, estimated_completion: new Date(Date.now() + 60_000).toISOString() },
-          };
-        },
+    exportWebsite: async ({ req, params, body }) => {
+      const principal = requirePrincipal(req);
+      const website = await websites.get(principal.tenant, params.websiteId);
+      const spec = body as HitExportSpec;
+      const job = await exportJobs.create({
+        tenant: principal.tenant,
+        createdBy: principal.subject,
+        sourceType: 'website',
+        sourceId: website.id,
+        format: spec.format,
+        compression: 'none',
+        query: compileHitExport(spec, website),
+      });
+      return {
+        status: 202,
+        headers: { Location: `/v1/exports/${job.id}` },
+        body: { export_id: job.id, status: 'processing' as const, estimated_completion: new Date(Date.now() + 60_000).toISOString() },
+      };
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { notImplemented, type Handler } from '../../generated/handlers.js';
+import type { Handler } from '../../generated/handlers.js';
 import { requirePrincipal } from '../datasets/principal.js';
 import { presentDataset, presentVersion } from '../datasets/present.js';
 import type { DatasetInput, DatasetService } from '../datasets/service.js';
@@ -13,11 +13,7 @@ const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined)
 
 type DatasetOps = 'createDataset' | 'listDatasets' | 'getDataset' | 'updateDataset' | 'deleteDataset' | 'listDatasetVersions';
 
-export function datasetsHandlers(deps: DatasetsDeps | undefined): { [K in DatasetOps]: Handler<K> | typeof notImplemented } {
-  if (!deps) {
-    return { createDataset: notImplemented, listDatasets: notImplemented, getDataset: notImplemented, updateDataset: notImplemented, deleteDataset: notImplemented, listDatasetVersions: notImplemented };
-  }
-  const { datasets } = deps;
+export function datasetsHandlers({ datasets }: DatasetsDeps): { [K in DatasetOps]: Handler<K> } {
   return {
     createDataset: async ({ req, body }) => {
       const record = await datasets.create(requirePrincipal(req), body as DatasetInput);

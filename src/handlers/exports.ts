@@ -1,7 +1,7 @@
 import type { components } from '../../generated/types.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { notImplemented, type Handler } from '../../generated/handlers.js';
+import type { Handler } from '../../generated/handlers.js';
 import type { AccessControl } from '../authz/index.js';
 import { requirePrincipal } from '../datasets/principal.js';
 import type { ExportJob, ExportJobs } from '../exports/jobs.js';
@@ -63,8 +63,7 @@ export function byteRange(header: string | undefined, size: number): { start: nu
   return { start, end };
 }
 
-export function exportsHandlers(deps: ExportDeps | undefined): { [K in ExportOps]: Handler<K> | typeof notImplemented } {
-  if (!deps) return { exportDataset: notImplemented, getExport: notImplemented, downloadExport: notImplemented };
+export function exportsHandlers(deps: ExportDeps): { [K in ExportOps]: Handler<K> } {
   return {
     exportDataset: async ({ req, params, body }) => {
       const principal = requirePrincipal(req);

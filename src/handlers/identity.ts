@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { Handler } from '../../generated/handlers.js';
 import type { AccessControl } from '../authz/index.js';
 import type { Principal } from '../gateway/request-types.js';
-import { apiKeyPrefix, CursorError, RotationConflict, type ApiKeyRecord } from '../identity/api-keys.js';
+import { apiKeyPrefix, RotationConflict, type ApiKeyRecord } from '../identity/api-keys.js';
 import type { Identity } from '../identity/index.js';
 import { ProblemError } from '../problem.js';
 
@@ -106,14 +106,8 @@ export function identityHandlers({ identity, access }: IdentityDeps): {
     },
 
     listApiKeys: async ({ query, req }) => {
-      const principal = principalOf(req);
-      try {
-        const page = await identity.apiKeys.list(principal.tenant, query.limit ?? 50, query.cursor);
-        return { status: 200, body: { items: page.items.map(apiKeyJson), next_cursor: page.nextCursor } };
-      } catch (err) {
-        if (err instanceof CursorError) throw new ProblemError(400, { detail: err.message, errors: [{ in: 'query', parameter: 'cursor', detail: err.message }] });
-        throw err;
-      }
+      const page = await identity.apiKeys.list(principalOf(req).tenant, query.limit ?? 50, query.cursor);
+      return { status: 200, body: { items: page.items.map(apiKeyJson), next_cursor: page.nextCursor } };
     },
 
     revokeApiKey: async ({ params, req }) => {

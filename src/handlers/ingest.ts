@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { notImplemented, type Handler } from '../../generated/handlers.js';
+import type { Handler } from '../../generated/handlers.js';
 import { parseByteSize } from '../config.js';
 import { requirePrincipal } from '../datasets/principal.js';
 import type { IngestService } from '../ingest/ingest-service.js';
@@ -22,8 +22,7 @@ function discardUnreadBody(req: Request): void {
   else req.res?.setHeader('Connection', 'close');
 }
 
-export function ingestHandlers(deps: IngestDeps | undefined): { ingestRows: Handler<'ingestRows'> | typeof notImplemented } {
-  if (!deps) return { ingestRows: notImplemented };
+export function ingestHandlers(deps: IngestDeps): { ingestRows: Handler<'ingestRows'> } {
   return {
     ingestRows: async ({ req, params, headers }) => {
       const principal = requirePrincipal(req);

@@ -1,5 +1,5 @@
 import type { components } from '../../generated/types.js';
-import { notImplemented, type Handler } from '../../generated/handlers.js';
+import type { Handler } from '../../generated/handlers.js';
 import type { AccessControl } from '../authz/index.js';
 import { requirePrincipal } from '../datasets/principal.js';
 import type { DatasetRecord } from '../datasets/repository.js';
@@ -83,8 +83,7 @@ function wantsTotal(fields: unknown): boolean {
   return !wanted || wanted.includes('total_rows');
 }
 
-export function queryHandlers(deps: QueryDeps | undefined): { [K in QueryOps]: Handler<K> | typeof notImplemented } {
-  if (!deps) return { queryDataset: notImplemented, getDatasetChanges: notImplemented };
+export function queryHandlers(deps: QueryDeps): { [K in QueryOps]: Handler<K> } {
   return {
     queryDataset: async ({ req, params, query, body, signal }) => {
       const principal = requirePrincipal(req);

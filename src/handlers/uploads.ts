@@ -1,4 +1,4 @@
-import { notImplemented, type Handler } from '../../generated/handlers.js';
+import type { Handler } from '../../generated/handlers.js';
 import { requirePrincipal } from '../datasets/principal.js';
 import { ProblemError } from '../problem.js';
 import { presentJob } from '../uploads/jobs.js';
@@ -8,23 +8,12 @@ export interface UploadDeps {
   uploads: UploadService;
 }
 
-type UploadHandlers = {
-  tusOptions: Handler<'tusOptions'> | typeof notImplemented;
-  createUpload: Handler<'createUpload'> | typeof notImplemented;
-  getUploadOffset: Handler<'getUploadOffset'> | typeof notImplemented;
-  appendUpload: Handler<'appendUpload'> | typeof notImplemented;
-  deleteUpload: Handler<'deleteUpload'> | typeof notImplemented;
-  getIngestJob: Handler<'getIngestJob'> | typeof notImplemented;
-};
+type UploadOps = 'tusOptions' | 'createUpload' | 'getUploadOffset' | 'appendUpload' | 'deleteUpload' | 'getIngestJob';
 
 const HANDLED = { handled: true } as const;
 
 /** The tus operations hand the request to the tus server (it writes the answer); getIngestJob reads the job. */
-export function uploadHandlers(deps: UploadDeps | undefined): UploadHandlers {
-  if (!deps) {
-    return { tusOptions: notImplemented, createUpload: notImplemented, getUploadOffset: notImplemented, appendUpload: notImplemented, deleteUpload: notImplemented, getIngestJob: notImplemented };
-  }
-  const { uploads } = deps;
+export function uploadHandlers({ uploads }: UploadDeps): { [K in UploadOps]: Handler<K> } {
   return {
     tusOptions: async ({ req, res }) => {
       await uploads.forward(req, res, req.principal);

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { keysetPage } from '../list-cursor.js';
 import type { MetadataStore, Queryable, SharedState } from '../stores/index.js';
 import { newApiKey, parseApiKey, type ApiKeyEnv } from './api-key-format.js';
 import { freezePrincipal, toAttributes, type Principal } from './principal.js';
@@ -41,7 +42,6 @@ export interface ApiKeyPage {
   nextCursor: string | null;
 }
 
-export class CursorError extends Error {}
 export class RotationConflict extends Error {}
 
 /** Published with a key id whenever a key changes, so every process drops its cached copy. */
@@ -173,7 +173,7 @@ export class ApiKeyStore {
           input.roles,
           input.scopes,
           JSON.stringify(input.attributes ?? {}),
-          input.createdAt ?? new Date(), // millisecond precision, so list cursors round-trip exactly
+          input.createdAt ?? new Date(),
           input.expiresAt,
           input.createdBy,
         ],
@@ -196,20 +196,8 @@ export class ApiKeyStore {
 
   /** The tenant's keys, newest first, `limit` at a time. */
   async list(tenant: string, limit: number, cursor?: string): Promise<ApiKeyPage> {
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    const params: unknown[] = [tenant, limit + 1];
-    let where = 'tenant = $1';
-    if (after) {
-      params.push(after.t, after.i);
-      where += ' AND (created_at, key_id) < ($3::timestamptz, $4)';
-    }
-    const { rows } = await this.#o.metadata.query<Row>(
-      `SELECT ${COLUMNS} FROM api_keys WHERE ${where} ORDER BY created_at DESC, key_id DESC LIMIT $2`,
-      params,
-    );
-    const items = rows.slice(0, limit).map(toRecord);
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    const page = await keysetPage<Row>(this.#o.metadata, { select: COLUMNS, from: 'api_keys', where: 'tenant = $1', params: [tenant], order: 'desc', id: 'key_id' }, { cursor, limit });
+    return { items: page.items.map(toRecord), nextCursor: page.next_cursor };
   }
 
   /** Revokes a key of the tenant; revoking a revoked key changes nothing. False when there is no such key. */
@@ -326,20 +314,6 @@ function secretMatches(entry: CacheEntry, record: ApiKeyRecord, pepper: Buffer, 
   if (!digestsEqual(record.secretHash, hashSecret(pepper, raw))) return false;
   entry.verified = presented;
   return true;
-}
-
-function encodeCursor(r: ApiKeyRecord): string {
-  return Buffer.from(JSON.stringify({ t: r.createdAt.toISOString(), i: r.keyId })).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { t: string; i: string } {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown; i?: unknown };
-    if (typeof v.t === 'string' && !Number.isNaN(Date.parse(v.t)) && typeof v.i === 'string') return { t: v.t, i: v.i };
-  } catch {
-    // reported below
-  }
-  throw new CursorError('The cursor is not one this list returned.');
 }
 
 /** The api-key resource resolver for authorization: a key's tenant, and who created it (for ABAC). */
