@@ -44,8 +44,7 @@ export class GroupCommitter {
   ) {}
 
   /** Queues rows (JSONEachRow, newline-terminated) for the next INSERT; settles after it. */
-  submit(datasetId: string, generation: string, rowsData: string | Buffer, rows: number): Promise<void> {
-    const data = typeof rowsData === 'string' ? Buffer.from(rowsData) : rowsData;
+  submit(datasetId: string, generation: string, data: Buffer, rows: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let q = this.queues.get(datasetId);
       if (!q) this.queues.set(datasetId, (q = { pending: [], bytes: 0, running: 0 }));

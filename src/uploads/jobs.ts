@@ -205,9 +205,8 @@ export class IngestJobs {
         if (lost) throw new Error('the job lease was lost to another process');
         const tag = chunkTag(id, state.chunk);
         if (rows.length) {
-          const text = rows.join('\n') + '\n';
           const n = rows.length;
-          await this.ingest.committer.submit(job.dataset_id, dataset.generation, text, n);
+          await this.ingest.committer.submit(job.dataset_id, dataset.generation, Buffer.from(rows.join('\n') + '\n'), n);
           accepted = n;
         } else accepted = 0;
         for (const q of quarantine) if (state.errors.length < MAX_REPORTED_ERRORS) state.errors.push({ line: q.line, ...(q.column && { column: q.column }), detail: q.reason });
