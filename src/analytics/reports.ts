@@ -53,7 +53,7 @@ export async function runReport(
     if (spec.offset) {
       throw new ProblemError(400, { type: 'validation', title: 'Request validation failed', detail: 'Send cursor or offset, not both.', errors: [{ in: 'body', pointer: '#/offset', detail: 'not with cursor' }] });
     }
-    const cursor = decodeCursor<{ o: number; f: string }>(spec.cursor, ['o', 'f'], 'body')!;
+    const cursor = decodeCursor<{ o: number; f: string }>(spec.cursor, ['o', 'f'], 'body', ({ o }) => Number.isSafeInteger(o) && o >= 0)!;
     if (cursor.f !== fingerprint(spec)) {
       throw new ProblemError(400, { type: 'validation', title: 'Request validation failed', detail: 'The cursor belongs to a different query; send the same body as the previous page.', errors: [{ in: 'body', pointer: '#/cursor', detail: 'cursor of another query' }] });
     }
