@@ -1,109 +1,102 @@
+import type { Logger } from 'pino';
 import type { Warehouse } from '../stores/index.js';
 import { ProblemError } from '../problem.js';
-import { INGEST_TABLE, type HitRow, type SessionRow } from './warehouse-tables.js';
+import { HitJournal, type OpenJournalFile } from './hit-journal.js';
+import { enableIngestDeduplication, HitShipper } from './hit-shipper.js';
+import type { HitRow, SessionRow } from './warehouse-tables.js';
 
 export interface GroupCommitOptions {
-  /** Rows waiting for an insert, at most; beyond it hits are refused with 503. */
+  /** Rows waiting for the journal write, at most; beyond it hits are refused with 503. */
   maxQueuedRows: number;
-  /** Rows in one INSERT, at most. */
-  maxBatchRows: number;
+  /** Rows journaled and not yet in the warehouse, at most; beyond it hits are refused with 503. */
+  maxJournalRows: number;
+  /** Where the journal directories live (one per process instance, see hit-journal.ts). */
+  journalRoot: string;
+  /** Ship the journal to the warehouse once its oldest unshipped row is this old (ms). 0: ship at once and acknowledge only after. */
+  shipIntervalMs: number;
+  /** ... or once this many rows are waiting. */
+  shipBatchRows: number;
+  logger: Logger;
+  /** After rows of these websites became visible in the warehouse. */
+  onShipped?: (websiteIds: ReadonlySet<string>) => void;
+  /** Tests inject failing file operations. */
+  openJournalFile?: OpenJournalFile;
 }
 
-// The rollups' materialized views (warehouse-tables.ts) run in parallel rather than one after
-// another: an insert's latency bounds how fast hits are acknowledged.
-const INSERT_SETTINGS = { parallel_view_processing: 1 } as const;
-
-interface Entry {
-  hits: HitRow[];
-  sessions: SessionRow[];
-  resolve(): void;
-  reject(err: unknown): void;
-}
+const busy = (detail: string, cause?: unknown) => new ProblemError(503, { detail, headers: { 'Retry-After': '1' }, cause });
 
 /**
- * Group commit: hits from concurrent requests are merged into one INSERT (into the ingest table,
- * whose views write hits, sessions and rollups), and each
- * request is answered only after the insert that holds its rows has succeeded. While an insert
- * runs, new rows gather for the next one, so batches grow with load and latency stays one insert
- * at low load.
+ * Group commit through a local journal: hits from concurrent requests are written to the journal
+ * together (one write and fdatasync), and each request is answered once its rows are on disk. The
+ * shipper moves them into ClickHouse in large batches (one INSERT into the ingest table, whose
+ * views write hits, sessions and rollups), exactly once even across crashes (hit-shipper.ts). So
+ * an acknowledged hit is durable at once and visible in reports within the ship interval; with an
+ * interval of 0 the answer waits for the insert as well.
  */
 export class GroupCommitter {
-  #pending: Entry[] = [];
-  #queuedRows = 0;
-  #inFlight: Promise<void> | undefined;
   #closed = false;
 
-  constructor(
-    private readonly warehouse: Warehouse,
+  private constructor(
+    private readonly journal: HitJournal,
+    private readonly shipper: HitShipper,
     private readonly options: GroupCommitOptions,
   ) {}
 
-  get queuedRows(): number {
-    return this.#queuedRows;
+  /** Opens this instance's journal, replays journals that exited processes left, and starts shipping. */
+  static async open(warehouse: Warehouse, options: GroupCommitOptions): Promise<GroupCommitter> {
+    await enableIngestDeduplication(warehouse);
+    const journal = await HitJournal.open({ root: options.journalRoot, logger: options.logger, openFile: options.openJournalFile });
+    const shipper = new HitShipper(journal, warehouse, {
+      intervalMs: options.shipIntervalMs,
+      batchRows: options.shipBatchRows,
+      logger: options.logger,
+      onShipped: options.onShipped,
+    });
+    await shipper.start();
+    return new GroupCommitter(journal, shipper, options);
   }
 
-  /** Resolves once the rows are committed; rejects (503) at once when the queue is full. */
+  get queuedRows(): number {
+    return this.journal.pendingRows;
+  }
+
+  /** Inserts and rows shipped so far (tests, benches). */
+  get shipped(): { inserts: number; rows: number } {
+    return this.shipper.stats;
+  }
+
+  /** Resolves once the rows are durable (journaled); rejects (503) at once when a queue is full, or when the journal write fails. */
   write(hits: HitRow[], sessions: SessionRow[]): Promise<void> {
     const rows = hits.length + sessions.length;
-    if (this.#closed) return Promise.reject(new ProblemError(503, { detail: 'The gateway is shutting down.', headers: { 'Retry-After': '1' } }));
-    if (this.#queuedRows + rows > this.options.maxQueuedRows) {
-      return Promise.reject(
-        new ProblemError(503, { detail: 'Too many hits are waiting to be written; retry shortly.', headers: { 'Retry-After': '1' } }),
-      );
+    if (this.#closed) return Promise.reject(busy('The gateway is shutting down.'));
+    if (this.journal.pendingRows + rows > this.options.maxQueuedRows) {
+      return Promise.reject(busy('Too many hits are waiting to be written; retry shortly.'));
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ hits, sessions, resolve, reject });
-      this.#queuedRows += rows;
-      this.#kick();
+    if (this.journal.unshippedRows + this.journal.pendingRows + rows > this.options.maxJournalRows) {
+      return Promise.reject(busy('Too many hits are waiting for the warehouse; retry shortly.'));
+    }
+    const websiteIds = new Set<string>();
+    let text = '';
+    // kind 0: a hit row, 1: a session row (see INGEST_TABLE). One JSON object a line.
+    for (const h of hits) {
+      websiteIds.add(h.website_id);
+      text += `{"kind":0,${JSON.stringify(h).slice(1)}\n`;
+    }
+    for (const s of sessions) text += `{"kind":1,${JSON.stringify(s).slice(1)}\n`;
+    const journaled = this.journal.append(Buffer.from(text), rows, websiteIds).catch((err: unknown) => {
+      throw busy('The hit could not be stored; retry shortly.', err);
     });
+    return this.options.shipIntervalMs === 0 ? journaled.then((segment) => this.shipper.whenShipped(segment)) : journaled.then(() => {});
   }
 
-  /** Writes what is queued, then refuses new rows. */
+  /** Ships every hit acknowledged so far into the warehouse (reports see them once it resolves). */
+  flush(): Promise<void> {
+    return this.shipper.flush();
+  }
+
+  /** Refuses new rows, then ships everything journaled. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#inFlight || this.#pending.length) {
-      this.#kick();
-      await this.#inFlight;
-    }
-  }
-
-  #kick(): void {
-    if (this.#inFlight || this.#pending.length === 0) return;
-    const batch = this.#take();
-    this.#inFlight = this.#insert(batch).finally(() => {
-      this.#inFlight = undefined;
-      this.#kick();
-    });
-  }
-
-  /** The oldest requests' rows, up to maxBatchRows (always at least one request). */
-  #take(): Entry[] {
-    let rows = 0;
-    let count = 0;
-    for (const entry of this.#pending) {
-      const size = entry.hits.length + entry.sessions.length;
-      if (count > 0 && rows + size > this.options.maxBatchRows) break;
-      rows += size;
-      count++;
-    }
-    return this.#pending.splice(0, count);
-  }
-
-  async #insert(batch: Entry[]): Promise<void> {
-    const hits = batch.flatMap((e) => e.hits);
-    const sessions = batch.flatMap((e) => e.sessions);
-    try {
-      // One statement for both tables (see INGEST_TABLE): an insert's fixed cost is paid once.
-      const values: Array<(HitRow | SessionRow) & { kind: 0 | 1 }> = [];
-      for (const h of hits) values.push({ ...h, kind: 0 });
-      for (const s of sessions) values.push({ ...s, kind: 1 });
-      await this.warehouse.client.insert({ table: INGEST_TABLE, values, format: 'JSONEachRow', clickhouse_settings: INSERT_SETTINGS });
-      for (const w of batch) w.resolve();
-    } catch (err) {
-      const problem = new ProblemError(503, { detail: 'The hit could not be stored; retry shortly.', headers: { 'Retry-After': '1' }, cause: err });
-      for (const w of batch) w.reject(problem);
-    } finally {
-      this.#queuedRows -= hits.length + sessions.length;
-    }
+    await this.shipper.close();
   }
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Principal } from '../gateway/request-types.js';
@@ -5,6 +6,7 @@ import type { Stores } from '../stores/index.js';
 import { Collector } from './collector.js';
 import { openCountryLookup, type CountryLookup } from './geo.js';
 import { GroupCommitter } from './group-commit.js';
+import type { OpenJournalFile } from './hit-journal.js';
 import { RealtimeHub, type TokenAuthenticator } from './realtime-hub.js';
 import { SessionTracker } from './sessions.js';
 import { SiteLimiter } from './site-limit.js';
@@ -20,6 +22,8 @@ export interface AnalyticsOptions {
   /** Turns a WebSocket subscription's token into a principal; without it subscriptions are refused. */
   authenticate?: TokenAuthenticator;
   countryOf?: CountryLookup;
+  /** The hit journal's file operations (tests inject failures). */
+  openJournalFile?: OpenJournalFile;
 }
 
 /** The web-analytics capability of one app: websites and goals, tracking, reports and realtime. */
@@ -36,6 +40,8 @@ export interface AnalyticsServices {
   /** Resolver for authorization: the website's tenant, or undefined when there is none. */
   resolveWebsite(id: string): Promise<{ tenant: string } | undefined>;
   upgradeHandler: UpgradeHandler;
+  /** Ships every hit acknowledged so far into the warehouse: reports see them once it resolves. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,7 +55,6 @@ export async function createAnalyticsServices(
   const websites = new WebsiteRepository(stores.metadata);
   const directory = new TrackingDirectory(websites, stores.shared, config.analytics.siteCacheMs, log);
   await directory.start();
-  const committer = new GroupCommitter(stores.warehouse, { maxQueuedRows: config.analytics.maxQueuedHits * 3, maxBatchRows: 20_000 });
   const realtime = new RealtimeHub({
     warehouse: stores.warehouse,
     shared: stores.shared,
@@ -61,6 +66,19 @@ export async function createAnalyticsServices(
     logger: log,
   });
   await realtime.start();
+  // Hits are acknowledged once journaled; realtime pushes once the shipper made them visible.
+  const committer = await GroupCommitter.open(stores.warehouse, {
+    maxQueuedRows: config.analytics.maxQueuedHits * 3,
+    maxJournalRows: config.analytics.journalMaxRows,
+    journalRoot: config.analytics.journalDir ?? path.join(config.dataDir, 'analytics-journal'),
+    shipIntervalMs: config.analytics.shipIntervalMs,
+    shipBatchRows: config.analytics.shipBatchRows,
+    logger: log,
+    onShipped: (websiteIds) => {
+      for (const id of websiteIds) realtime.changed(id);
+    },
+    openJournalFile: options.openJournalFile,
+  });
   const collector = new Collector({
     directory,
     sessions: new SessionTracker(stores.shared),
@@ -69,7 +87,6 @@ export async function createAnalyticsServices(
     countryOf: options.countryOf ?? openCountryLookup(config.analytics.geoipDb),
     siteLimiter: new SiteLimiter(config.analytics.siteRateLimit, { shared: stores.shared, failMode: config.rateLimit.failMode, logger: log, metrics }),
     now,
-    onRecorded: (websiteId) => realtime.changed(websiteId),
   });
   const pendingDeletes = new Set<Promise<void>>();
   return {
@@ -83,7 +100,10 @@ export async function createAnalyticsServices(
     async deleteWebsite(principal, websiteId) {
       const website: Website = await websites.remove(principal.tenant, websiteId);
       await directory.changed(website.trackingId);
-      const deleting = deleteWebsiteData(stores.warehouse, website.id)
+      // Hits journaled before the delete go in first, so the delete takes them too.
+      const deleting = committer
+        .flush()
+        .then(() => deleteWebsiteData(stores.warehouse, website.id))
         .catch((err: unknown) => log.error({ err, websiteId }, 'analytics: deleting a website\'s hits failed'))
         .finally(() => pendingDeletes.delete(deleting));
       pendingDeletes.add(deleting);
@@ -93,9 +113,10 @@ export async function createAnalyticsServices(
       return website && { tenant: website.tenant };
     },
     upgradeHandler: (req, socket, head) => realtime.handleUpgrade(req, socket, head),
+    flush: () => committer.flush(),
     async close() {
-      await realtime.close();
       await committer.close();
+      await realtime.close();
       await directory.close();
       await Promise.all(pendingDeletes);
     },
