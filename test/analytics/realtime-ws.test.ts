@@ -16,7 +16,8 @@ let site: { website_id: string; tracking_id: string };
 
 beforeAll(async () => {
   quiet = await startGateway('analytics_ws', { env: { ANALYTICS_REALTIME_INTERVAL_MS: '60000' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { authenticate } } });
-  steady = await startGateway('analytics_ws_b', { stores: quiet.stores, env: { ANALYTICS_REALTIME_INTERVAL_MS: '300' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { authenticate } } });
+  // Hits are pushed once shipped from the journal to the warehouse: ship them soon.
+  steady = await startGateway('analytics_ws_b', { stores: quiet.stores, env: { ANALYTICS_REALTIME_INTERVAL_MS: '300', ANALYTICS_SHIP_INTERVAL_MS: '100' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { authenticate } } });
   const res = await fetch(`${quiet.url}/v1/websites`, { method: 'POST', headers: { 'content-type': 'application/json', ...asTenant('rt') }, body: JSON.stringify({ domain: 'rt.example', name: 'RT' }) });
   site = (await res.json()) as typeof site;
 });

@@ -3,6 +3,7 @@ import { startGateway, type TestGateway } from '../helpers/app.js';
 import { asTenant, pluginsWithTestPrincipal } from '../helpers/test-principal.js';
 import { expectedReport, localDate, sessionize, type ExpectedQuery, type ExpectedSession, type FixtureGoal, type Row } from '../fixtures/analytics/expected.js';
 import { ADDRESSES, generateTraffic, SITES, type FixtureHit } from '../fixtures/analytics/traffic.js';
+import { journalShipped } from './journal-wait.js';
 import { runReport } from '../../src/analytics/reports.js';
 import type { ReportSpec } from '../../src/analytics/report-compiler.js';
 
@@ -61,11 +62,13 @@ async function ingest(hits: FixtureHit[]): Promise<{ received: number; failed: R
     if (list.length === 20) await flush(h.site);
   }
   for (const site of pending.keys()) await flush(site);
+  // Acknowledged hits are journaled; reports read them once shipped to the warehouse.
+  await journalShipped(gw.config.dataDir);
   return { received, failed };
 }
 
 beforeAll(async () => {
-  gw = await startGateway('analytics_reports', { overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { now: () => clock } } });
+  gw = await startGateway('analytics_reports', { env: { ANALYTICS_SHIP_INTERVAL_MS: '100' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }), analytics: { now: () => clock } } });
   for (const site of SITES) {
     const res = await post('/v1/websites', { domain: site.domain, name: site.key, timezone: site.timezone, allowed_hostnames: [site.domain] });
     const body = (await res.json()) as { website_id: string; tracking_id: string };

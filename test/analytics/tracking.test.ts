@@ -9,12 +9,16 @@ const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.co
 /** fetch as a browser: Node's own user agent ("node") is, rightly, a bot to the filter. */
 const browserFetch = (url: string, init: RequestInit = {}) => fetch(url, { ...init, headers: { 'user-agent': CHROME_WINDOWS, ...(init.headers as Record<string, string>) } });
 
+// Hits are acknowledged once journaled and shipped to the warehouse in batches; these tests read
+// the warehouse right after collecting, so each answer waits for the ship (interval 0).
+const SHIP_AT_ONCE = { ANALYTICS_SHIP_INTERVAL_MS: '0' };
+
 let gw: TestGateway;
 let site: { website_id: string; tracking_id: string };
 let thankYouGoal: string;
 
 beforeAll(async () => {
-  gw = await startGateway('analytics_tracking', { overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
+  gw = await startGateway('analytics_tracking', { env: SHIP_AT_ONCE, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
   const res = await browserFetch(`${gw.url}/v1/websites`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...asTenant('shop') },
@@ -221,7 +225,7 @@ describe('POST /batch', () => {
 
 describe('group commit', () => {
   it('acknowledges a hit only once it is stored, and answers 503 with Retry-After when the queue is full', async () => {
-    const tight = await startGateway('analytics_tracking_tight', { stores: gw.stores, env: { ANALYTICS_MAX_QUEUED_HITS: '2' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
+    const tight = await startGateway('analytics_tracking_tight', { stores: gw.stores, env: { ...SHIP_AT_ONCE, ANALYTICS_MAX_QUEUED_HITS: '2', ANALYTICS_JOURNAL_MAX_ROWS: '6' }, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
     try {
       const responses = await Promise.all(
         Array.from({ length: 60 }, (_, i) =>
@@ -245,7 +249,7 @@ describe('per-site rate limit', () => {
   it('refuses a website\'s hits beyond its limit: failed with a reason in a batch, 429 with Retry-After for one hit; other sites unaffected', async () => {
     const limited = await startGateway('analytics_tracking_limits', {
       stores: gw.stores,
-      env: { ANALYTICS_SITE_RATE_LIMIT_OVERRIDES: JSON.stringify({ 'tenant:limited': { burst: 3, rate: 0.01 } }) },
+      env: { ...SHIP_AT_ONCE, ANALYTICS_SITE_RATE_LIMIT_OVERRIDES: JSON.stringify({ 'tenant:limited': { burst: 3, rate: 0.01 } }) },
       overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) },
     });
     try {
@@ -312,7 +316,7 @@ describe('report rollups switch', () => {
     expect(await tables()).toEqual([]);
     expect(await plan()).toBe('analytics_hits analytics_sessions');
 
-    const on = await startGateway('analytics_rollups_on', { stores: gw.stores, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
+    const on = await startGateway('analytics_rollups_on', { stores: gw.stores, env: SHIP_AT_ONCE, overrides: { plugins: pluginsWithTestPrincipal({ without: ['rate-limit'] }) } });
     try {
       expect(await tables()).toHaveLength(6);
       const res = await browserFetch(`${on.url}/collect`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: '1', tid: site.tracking_id, cid: 'rollup-1', t: 'pageview', dp: '/rollup' }) });
