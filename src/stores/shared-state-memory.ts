@@ -57,6 +57,14 @@ export function openMemorySharedState(opts: Pick<SharedStateOptions, 'keyPrefix'
       open();
       data.delete(prefix + key);
     },
+    async compareAndSet(expected, writes) {
+      open();
+      const current = expected.map(([key]) => live(key)?.value ?? null);
+      if (current.some((value, i) => value !== expected[i]![1])) return { ok: false, current };
+      const entries = writes.map((w) => ({ key: prefix + w.key, entry: { value: w.value, expiresAt: expiry(w.ttlMs) } }));
+      for (const { key, entry } of entries) data.set(key, entry);
+      return { ok: true };
+    },
     async incrBy(key, by, ttlMs) {
       open();
       if (!Number.isInteger(by)) throw new Error(`incrBy amount must be an integer, got ${by}`);

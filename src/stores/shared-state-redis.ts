@@ -11,7 +11,79 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
-type WeirRedis = Redis & { weirIncrByTtl(key: string, by: number, ttlMs: number): Promise<number> };
+// Compare-and-set over KEYS[1..n] (n = ARGV[1]; ARGV[2i] is 1 when key i must hold ARGV[2i+1], 0
+// when it must be absent), then SET ... PX for the remaining keys (value and ttl per key). Answers
+// {1}, or {0, current values...} without writing.
+const CAS_LUA = `
+local n = tonumber(ARGV[1])
+local current = {}
+local same = true
+for i = 1, n do
+  local v = redis.call('GET', KEYS[i])
+  current[i] = v
+  if ARGV[2 * i] == '1' then
+    if v ~= ARGV[2 * i + 1] then same = false end
+  elseif v then
+    same = false
+  end
+end
+if not same then
+  local out = {0}
+  for i = 1, n do out[i + 1] = current[i] end
+  return out
+end
+local a = 2 * n + 2
+for k = n + 1, #KEYS do
+  redis.call('SET', KEYS[k], ARGV[a], 'PX', ARGV[a + 1])
+  a = a + 2
+end
+return {1}`;
+
+type CasReply = Array<number | string | null>;
+type WeirRedis = Redis & {
+  weirIncrByTtl(key: string, by: number, ttlMs: number): Promise<number>;
+  weirCompareAndSet(numKeys: number, ...keysAndArgs: Array<string | number>): Promise<CasReply>;
+};
+type CasPipeline = ReturnType<Redis['pipeline']> & { weirCompareAndSet(numKeys: number, ...keysAndArgs: Array<string | number>): CasPipeline };
+
+/**
+ * Sends compare-and-sets to Redis in pipelines, one batch at a time: those asked for while a batch
+ * is out go together once it is answered, as do those of one turn of the event loop. Under load
+ * that is one write on the socket for many (per-command syscalls were most of their cost); each
+ * is still its own script call, atomic and answered on its own.
+ */
+function casBatcher(redis: WeirRedis): (numKeys: number, keysAndArgs: Array<string | number>) => Promise<CasReply> {
+  type Pending = { numKeys: number; keysAndArgs: Array<string | number>; resolve(r: CasReply): void; reject(e: unknown): void };
+  let queue: Pending[] = [];
+  let busy = false; // a batch is scheduled or out
+  const flush = (): void => {
+    const batch = queue;
+    queue = [];
+    if (batch.length === 0) {
+      busy = false;
+      return;
+    }
+    const pipeline = redis.pipeline() as CasPipeline;
+    for (const c of batch) pipeline.weirCompareAndSet(c.numKeys, ...c.keysAndArgs);
+    pipeline.exec().then(
+      (results) =>
+        batch.forEach((c, i) => {
+          const [err, reply] = results?.[i] ?? [new Error('shared: no reply from Redis')];
+          if (err) c.reject(err);
+          else c.resolve(reply as CasReply);
+        }),
+      (err: unknown) => batch.forEach((c) => c.reject(err)),
+    ).finally(flush);
+  };
+  return (numKeys, keysAndArgs) =>
+    new Promise((resolve, reject) => {
+      queue.push({ numKeys, keysAndArgs, resolve, reject });
+      if (!busy) {
+        busy = true;
+        setImmediate(flush);
+      }
+    });
+}
 
 async function connect(client: Redis, endpoint: string, what: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -63,6 +135,8 @@ export async function openRedisSharedState(opts: SharedStateOptions & { redisUrl
   }) as WeirRedis;
   watch(redis, opts, endpoint, 'commands');
   redis.defineCommand('weirIncrByTtl', { numberOfKeys: 1, lua: INCR_LUA });
+  redis.defineCommand('weirCompareAndSet', { lua: CAS_LUA });
+  const casBatched = casBatcher(redis);
   await connect(redis, endpoint, 'commands');
 
   // Subscriber connection, created on first subscribe. Channels are prefixed here:
@@ -114,6 +188,18 @@ export async function openRedisSharedState(opts: SharedStateOptions & { redisUrl
     },
     async del(key) {
       await redis.del(key);
+    },
+    async compareAndSet(expected, writes) {
+      for (const w of writes) if (!Number.isInteger(w.ttlMs) || w.ttlMs <= 0) throw new Error(`ttlMs must be a positive integer, got ${w.ttlMs}`);
+      // KEYS: the expected keys, then the written ones; ARGV: as CAS_LUA reads them.
+      const keysAndArgs: Array<string | number> = [];
+      for (const [key] of expected) keysAndArgs.push(key);
+      for (const w of writes) keysAndArgs.push(w.key);
+      keysAndArgs.push(expected.length);
+      for (const [, value] of expected) keysAndArgs.push(value === null ? 0 : 1, value ?? '');
+      for (const w of writes) keysAndArgs.push(w.value, w.ttlMs);
+      const [ok, ...current] = await casBatched(expected.length + writes.length, keysAndArgs);
+      return ok === 1 ? { ok: true } : { ok: false, current: current.map((v) => (v === null ? null : String(v))) };
     },
     async incrBy(key, by, ttlMs) {
       if (ttlMs === undefined) return redis.incrby(key, by);

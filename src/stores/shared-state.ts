@@ -13,6 +13,12 @@ export interface SharedState {
   /** SET NX PX: true when this call created the key. A lock / idempotency primitive. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   del(key: string): Promise<void>;
+  /**
+   * Optimistic transaction over a few keys: when every key of `expected` holds its value (null:
+   * the key is absent), applies every write (each with its ttl) and answers `{ ok: true }`; else
+   * changes nothing and answers the expected keys' current values, in order, to retry from.
+   */
+  compareAndSet(expected: ReadonlyArray<readonly [key: string, value: string | null]>, writes: readonly CasWrite[]): Promise<CasResult>;
   /** The ttl is set only when the key is created by this call. */
   incrBy(key: string, by: number, ttlMs?: number): Promise<number>;
   publish(channel: string, message: string): Promise<void>;
@@ -27,6 +33,14 @@ export interface SharedState {
    */
   readonly redis?: Redis;
 }
+
+export interface CasWrite {
+  key: string;
+  value: string;
+  ttlMs: number;
+}
+
+export type CasResult = { ok: true } | { ok: false; current: Array<string | null> };
 
 export interface SharedStateOptions {
   redisUrl?: string;
