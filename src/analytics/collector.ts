@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash as digest, randomBytes } from 'node:crypto';
 import { ProblemError } from '../problem.js';
 import type { SharedState } from '../stores/index.js';
 import type { CountryLookup } from './geo.js';
@@ -9,7 +9,7 @@ import type { SiteLimiter } from './site-limit.js';
 import type { SessionHit, SessionTracker } from './sessions.js';
 import type { TrackingDirectory } from './tracking-directory.js';
 import { trafficSource } from './traffic-source.js';
-import { isBotUserAgent, parseUserAgent } from './user-agent.js';
+import { userAgentInfo } from './user-agent.js';
 import { sessionRow, type HitRow, type SessionRow } from './warehouse-tables.js';
 
 export type DropReason = 'unknown_tracking_id' | 'hostname_not_allowed' | 'bot' | 'invalid_hit' | 'hit_too_large' | 'too_old' | 'rate_limited';
@@ -29,8 +29,8 @@ export interface HitOrigin {
   country?: string;
 }
 
-/** One hit of a request: its parameters, or why it was refused before parsing (too large). */
-export type HitInput = { index: number; params: Record<string, unknown> } | { index: number; error: TrackingError };
+/** One hit of a request: its parameters, the hit they parsed to, or why it was refused before parsing (too large). */
+export type HitInput = { index: number; params: Record<string, unknown> } | { index: number; hit: MpHit } | { index: number; error: TrackingError };
 
 export interface CollectorOptions {
   directory: TrackingDirectory;
@@ -48,9 +48,8 @@ export interface CollectorOptions {
 const MAX_AGE_MS = 4 * 3600 * 1000;
 const MAX_FUTURE_MS = 5 * 60 * 1000;
 
-const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
-/** 64 bits of a hash, as the decimal text of a UInt64: distinct counts over integers are several times faster than over strings. */
-const visitorKey = (text: string) => createHash('sha256').update(text).digest().readBigUInt64BE(0).toString();
+const hash = (text: string) => digest('sha256', text, 'hex').slice(0, 32);
+const dropped = (index: number, reason: DropReason, detail: string): TrackingError => ({ index, reason, detail });
 
 function urlParts(location: string | undefined): { path?: string; host?: string } {
   if (!location) return {};
@@ -91,7 +90,7 @@ export class Collector {
         errors.push(input.error);
         continue;
       }
-      const outcome = await this.#prepare(input.index, input.params, origin, receivedAt);
+      const outcome = await this.#prepare(input, origin, receivedAt);
       if ('reason' in outcome) {
         if (outcome.reason === 'rate_limited' && options.single) {
           const retryAfter = String(outcome.retryAfterS ?? 1);
@@ -111,44 +110,53 @@ export class Collector {
         await Promise.all(visitors.map((v) => this.o.sessions.forget(v.websiteId, v.visitor)));
         throw err;
       }
-      for (const websiteId of new Set(hits.map((h) => h.website_id))) this.o.onRecorded?.(websiteId);
+      if (this.o.onRecorded) for (const websiteId of new Set(hits.map((h) => h.website_id))) this.o.onRecorded(websiteId);
     }
+    if (errors.length === 0) return { received: hits.length, errors };
     return { received: hits.length, errors: errors.sort((a, b) => a.index - b.index).map(({ retryAfterS: _r, ...e }) => e) };
   }
 
-  async #prepare(index: number, params: Record<string, unknown>, origin: HitOrigin, receivedAt: number): Promise<TrackingError | { hit: HitRow; sessions: SessionRow[] }> {
-    const drop = (reason: DropReason, detail: string): TrackingError => ({ index, reason, detail });
-    if (params.cid === undefined && params.uid === undefined && params.__derive_cid) {
-      params = { ...params, cid: await this.#derivedClientId(origin, String(params.tid)) };
+  async #prepare(input: { index: number; params: Record<string, unknown> } | { index: number; hit: MpHit }, origin: HitOrigin, receivedAt: number): Promise<TrackingError | { hit: HitRow; sessions: SessionRow[] }> {
+    const index = input.index;
+    let hit: MpHit;
+    if ('hit' in input) hit = input.hit;
+    else {
+      let params = input.params;
+      if (params.cid === undefined && params.uid === undefined && params.__derive_cid) {
+        params = { ...params, cid: await this.#derivedClientId(origin, String(params.tid)) };
+      }
+      const parsed = parseHit(params);
+      if (!parsed.ok) return dropped(index, 'invalid_hit', parsed.detail);
+      hit = parsed.hit;
     }
-    const parsed = parseHit(params);
-    if (!parsed.ok) return drop('invalid_hit', parsed.detail);
-    const hit = parsed.hit;
     const tracked = await this.o.directory.lookup(hit.tid);
-    if (!tracked) return drop('unknown_tracking_id', `No website has tracking id ${hit.tid}.`);
+    if (!tracked) return dropped(index, 'unknown_tracking_id', `No website has tracking id ${hit.tid}.`);
     const { website, goals } = tracked;
-    const userAgent = hit.ua ?? origin.userAgent;
-    if (isBotUserAgent(userAgent)) return drop('bot', 'The user agent is a known bot or crawler.');
+    const agent = userAgentInfo(hit.ua ?? origin.userAgent);
+    if (agent.bot) return dropped(index, 'bot', 'The user agent is a known bot or crawler.');
     const location = urlParts(hit.dl);
     const hostname = (hit.dh ?? location.host ?? '').toLowerCase();
     if (!hostnameAllowed(hostname, website.allowedHostnames)) {
-      return drop('hostname_not_allowed', `Host name ${hostname} is not allowed for this website.`);
+      return dropped(index, 'hostname_not_allowed', `Host name ${hostname} is not allowed for this website.`);
     }
     const time = hit.timestamp ?? receivedAt - (hit.qt ?? 0);
-    if (receivedAt - time > MAX_AGE_MS) return drop('too_old', 'The hit happened more than 4 hours ago.');
-    if (time - receivedAt > MAX_FUTURE_MS) return drop('invalid_hit', 'The hit is dated more than 5 minutes in the future.');
+    if (receivedAt - time > MAX_AGE_MS) return dropped(index, 'too_old', 'The hit happened more than 4 hours ago.');
+    if (time - receivedAt > MAX_FUTURE_MS) return dropped(index, 'invalid_hit', 'The hit is dated more than 5 minutes in the future.');
     // Last of the checks: only hits that would be recorded spend the website's tokens.
     if (this.o.siteLimiter) {
       const decision = await this.o.siteLimiter.take(website);
       if (!decision.allowed) return { index, reason: 'rate_limited', detail: decision.detail, retryAfterS: decision.retryAfterS };
     }
 
-    const device = parseUserAgent(userAgent);
+    const device = agent.device;
     const country = origin.country ?? this.o.countryOf(hit.uip ?? origin.ip);
-    const ownHosts = [website.domain, ...website.allowedHostnames];
-    const traffic = trafficSource(hit, (host) => host === hostname || matchesOwn(host, ownHosts));
+    const traffic = trafficSource(hit, (host) => host === hostname || matchesOwn(host, website.domain) || website.allowedHostnames.some((own) => matchesOwn(host, own)));
     const page = hit.dp ?? location.path ?? '/';
-    const visitor = visitorKey(`${website.id}:${hit.uid ? `u:${hit.uid}` : `c:${hit.cid}`}`);
+    const idDigest = digest('sha256', `${website.id}:${hit.uid ? `u:${hit.uid}` : `c:${hit.cid}`}`, 'buffer');
+    // 64 bits of the hash, as the decimal text of a UInt64: distinct counts over integers are several times faster than over strings.
+    const visitor = idDigest.readBigUInt64BE(0).toString();
+    // Without a user id the client id's hash is the same digest (of `${website.id}:c:${cid}`).
+    const clientId = !hit.cid ? '' : hit.uid ? hash(`${website.id}:c:${hit.cid}`) : idDigest.toString('hex', 0, 16);
     const sessionHit: SessionHit = {
       time,
       hitType: hit.t,
@@ -169,7 +177,7 @@ export class Collector {
     const session = step.current;
     const current = sessionRow(website.id, visitor, session, 1);
     const sessions = step.previous ? [sessionRow(website.id, visitor, step.previous, -1), current] : [current];
-    return { hit: hitRow(website.id, visitor, hit, sessionHit, step), sessions };
+    return { hit: hitRow(website.id, visitor, clientId, hit, sessionHit, step), sessions };
   }
 
   /** For JSON batch events without any id: a pseudonymous id from IP and user agent, salted per day, so the visitor counts for that day only. */
@@ -187,21 +195,19 @@ export class Collector {
   }
 }
 
-function matchesOwn(host: string, ownHosts: string[]): boolean {
-  return ownHosts.some((own) => {
-    const o = own.toLowerCase();
-    return o.startsWith('*.') ? host.endsWith(o.slice(1)) : host === o || host === `www.${o}`;
-  });
+function matchesOwn(host: string, own: string): boolean {
+  const o = own.toLowerCase();
+  return o.startsWith('*.') ? host.endsWith(o.slice(1)) : host === o || host === `www.${o}`;
 }
 
-function hitRow(websiteId: string, visitor: string, hit: MpHit, s: SessionHit, step: { current: { id: string; newVisitor: boolean; traffic: SessionHit['traffic'] }; hitNumber: number; completedGoals: string[] }): HitRow {
+function hitRow(websiteId: string, visitor: string, clientId: string, hit: MpHit, s: SessionHit, step: { current: { id: string; newVisitor: boolean; traffic: SessionHit['traffic'] }; hitNumber: number; completedGoals: string[] }): HitRow {
   const traffic = step.current.traffic;
   return {
     website_id: websiteId,
     time: new Date(s.time).toISOString(),
     hit_type: hit.t,
     visitor,
-    client_id: hit.cid ? hash(`${websiteId}:c:${hit.cid}`) : '',
+    client_id: clientId,
     user_id: hit.uid ?? '',
     session_id: step.current.id,
     session_hit_number: step.hitNumber,

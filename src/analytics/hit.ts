@@ -36,10 +36,11 @@ export const MAX_BATCH_BYTES = 16384;
 export const TRACKING_ID_RE = /^(UA-[0-9]{1,10}-[0-9]{1,4}|WA-[0-9A-Z]{6,12})$/;
 
 // Maximum lengths from the CollectHit schema, so every encoding is held to the same limits.
-const MAX_LENGTH: Record<string, number> = {
+const MAX_LENGTH: ReadonlyArray<readonly [string, number]> = Object.entries({
   cid: 150, uid: 256, dh: 100, dp: 2048, dl: 2048, dt: 1500, dr: 2048, ec: 150, ea: 500, el: 500, uip: 45, ua: 1024,
   cn: 100, cs: 100, cm: 50, ck: 500, cc: 500, gclid: 200, sr: 20, ul: 20,
-};
+});
+const NUMBERS = [['ev', 2147483647], ['qt', 14400000], ['timestamp', Number.MAX_SAFE_INTEGER]] as const;
 
 export type HitParseResult = { ok: true; hit: MpHit } | { ok: false; detail: string };
 
@@ -53,12 +54,13 @@ function digits(v: unknown, name: string, max: number): number | undefined | str
   return n > max ? `${name} must be at most ${max}` : n;
 }
 
+const fail = (detail: string): HitParseResult => ({ ok: false, detail });
+
 /**
  * Checks and normalises a hit given as parameters (a parsed JSON body, a form body, a query
  * string or one line of a text batch). Unknown parameters are ignored, as GA clients send many.
  */
 export function parseHit(params: Record<string, unknown>): HitParseResult {
-  const fail = (detail: string): HitParseResult => ({ ok: false, detail });
   if (text(params.v) !== '1') return fail(params.v === undefined ? 'missing required parameter v' : 'v must be 1');
   const tid = text(params.tid);
   if (!tid) return fail('missing required parameter tid');
@@ -67,7 +69,7 @@ export function parseHit(params: Record<string, unknown>): HitParseResult {
   if (!t) return fail('missing required parameter t');
   if (!(HIT_TYPES as readonly string[]).includes(t)) return fail(`t ${JSON.stringify(t.slice(0, 40))} is not a hit type`);
   const out: Record<string, unknown> = { tid, t, ni: text(params.ni) === '1' };
-  for (const [name, max] of Object.entries(MAX_LENGTH)) {
+  for (const [name, max] of MAX_LENGTH) {
     const value = params[name];
     if (value === undefined) continue;
     const s = text(value);
@@ -78,7 +80,7 @@ export function parseHit(params: Record<string, unknown>): HitParseResult {
   if (!out.cid && !out.uid) return fail('missing required parameter cid (or uid)');
   if (t === 'event' && (!out.ec || !out.ea)) return fail('an event hit needs ec and ea');
   if (out.sr !== undefined && !/^[0-9]{1,5}x[0-9]{1,5}$/.test(out.sr as string)) return fail('sr must be <width>x<height>');
-  for (const [name, max] of [['ev', 2147483647], ['qt', 14400000], ['timestamp', Number.MAX_SAFE_INTEGER]] as const) {
+  for (const [name, max] of NUMBERS) {
     const n = digits(params[name], name, max);
     if (typeof n === 'string') return fail(n);
     if (n !== undefined) out[name] = n;

@@ -1,3 +1,5 @@
+import { LruMap } from './lru.js';
+
 /** Where a visit came from: campaign parameters first, else the referrer, else direct. */
 export interface TrafficSource {
   source: string;
@@ -39,12 +41,20 @@ function fromUrlQuery(location: string | undefined): CampaignParams {
   }
 }
 
+// Referrers repeat (search engines, a site's own pages), and parsing a URL is a large part of a hit's cost.
+const referrerHosts = new LruMap<string, string | null>(1000);
+
 function hostOf(url: string): string | undefined {
-  try {
-    return new URL(url).hostname.toLowerCase();
-  } catch {
-    return undefined;
+  let host = referrerHosts.get(url);
+  if (host === undefined) {
+    try {
+      host = new URL(url).hostname.toLowerCase();
+    } catch {
+      host = null;
+    }
+    referrerHosts.set(url, host);
   }
+  return host ?? undefined;
 }
 
 /**

@@ -11,6 +11,7 @@ import { compileHitExport, type HitExportSpec } from '../analytics/hit-export.js
 import type { ExportJobs } from '../exports/jobs.js';
 import { realtimeFigures, runReport } from '../analytics/reports.js';
 import type { Website, WebsiteInput } from '../analytics/websites.js';
+import { clientIp } from '../gateway/client-ip.js';
 import { ProblemError } from '../problem.js';
 
 type AnalyticsOps =
@@ -71,8 +72,8 @@ export function analyticsHandlers(analytics: AnalyticsServices, exportJobs: Expo
   const originOf = (req: Request): HitOrigin => {
     const country = countryHeader ? req.get(countryHeader)?.trim().toUpperCase() : undefined;
     return {
-      ip: req.ip ?? req.socket.remoteAddress ?? '',
-      userAgent: req.get('user-agent') ?? '',
+      ip: clientIp(req) ?? req.socket.remoteAddress ?? '',
+      userAgent: req.headers['user-agent'] ?? '',
       // XX and T1 (Tor) are what proxies send when they don't know.
       country: country && /^[A-Z]{2}$/.test(country) && country !== 'XX' && country !== 'T1' ? country : undefined,
     };
@@ -81,7 +82,7 @@ export function analyticsHandlers(analytics: AnalyticsServices, exportJobs: Expo
   const collectOne = async (req: Request, params: Record<string, unknown>, where: 'body' | 'query') => {
     const parsed = parseHit(params);
     if (!parsed.ok) throw malformedHit(parsed.detail, where);
-    return collector.collect([{ index: 0, params }], originOf(req), { single: true });
+    return collector.collect([{ index: 0, hit: parsed.hit }], originOf(req), { single: true });
   };
 
   return {
@@ -109,7 +110,7 @@ export function analyticsHandlers(analytics: AnalyticsServices, exportJobs: Expo
           else {
             const params = parseFormPayload(line);
             const parsed = parseHit(params);
-            inputs.push(parsed.ok ? { index, params } : { index, error: { index, reason: 'invalid_hit', detail: `Line ${index + 1}: ${parsed.detail}.` } });
+            inputs.push(parsed.ok ? { index, hit: parsed.hit } : { index, error: { index, reason: 'invalid_hit', detail: `Line ${index + 1}: ${parsed.detail}.` } });
           }
         });
       } else {
