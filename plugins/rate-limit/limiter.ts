@@ -2,9 +2,11 @@ import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../../src/observability/metrics.js';
 import type { BucketParams, Decision } from './gcra.js';
 import { LocalLimiter } from './local-limiter.js';
-import type { RedisLimiter } from './redis-limiter.js';
+import type { GcraReply, RedisLimiter } from './redis-limiter.js';
 
 export type LimiterResult = ({ source: 'shared' | 'local' } & Decision) | { source: 'unavailable' };
+
+const UNAVAILABLE: LimiterResult = Object.freeze({ source: 'unavailable' });
 
 /**
  * Decides with the shared (Redis) bucket when there is one, else the local one. When Redis fails,
@@ -22,28 +24,42 @@ export class Limiter {
     private readonly opts: { failMode: 'open' | 'closed'; retrySharedAfterMs: number; logger: Logger; metrics: GatewayMetrics },
   ) {}
 
-  async consume(key: string, p: BucketParams, cost: number, force = false): Promise<LimiterResult> {
-    if (!this.shared) return withSource('local', this.local.consume(key, p, cost, force));
-    if (Date.now() >= this.sharedDownUntil) {
-      try {
-        if (!this.shared.ready) throw new Error('not connected to the shared store');
-        const decision = await this.shared.consume(key, p, cost, force);
-        if (this.sharedDown) {
-          this.sharedDown = false;
-          this.opts.logger.info('rate-limit: the shared store answers again; limits are shared again');
-        }
-        return withSource('shared', decision);
-      } catch (err) {
-        this.sharedDownUntil = Date.now() + this.opts.retrySharedAfterMs;
-        if (!this.sharedDown) {
-          this.sharedDown = true;
-          this.opts.logger.error({ err, failMode: this.opts.failMode }, 'rate-limit: the shared store failed; deciding without it');
-        }
-      }
+  consume(key: string, p: BucketParams, cost: number, force = false): Promise<LimiterResult> {
+    return new Promise((resolve) => this.decide(key, p, cost, force, resolve));
+  }
+
+  /**
+   * consume() for the request path, without promises: `done` is called once, synchronously for a
+   * local decision, else when Redis answers (or fails).
+   */
+  decide(key: string, p: BucketParams, cost: number, force: boolean, done: (result: LimiterResult) => void): void {
+    if (!this.shared) return done(withSource('local', this.local.consume(key, p, cost, force)));
+    if (Date.now() < this.sharedDownUntil) return done(this.withoutShared(key, p, cost, force));
+    if (!this.shared.ready) return done(this.sharedFailed(new Error('not connected to the shared store'), key, p, cost, force));
+    this.shared.decide(key, p, cost, force, (err, reply) => done(err ? this.sharedFailed(err, key, p, cost, force) : this.sharedAnswered(reply!)));
+  }
+
+  private sharedAnswered([allowed, remaining, resetUs, retryUs]: GcraReply): LimiterResult {
+    if (this.sharedDown) {
+      this.sharedDown = false;
+      this.opts.logger.info('rate-limit: the shared store answers again; limits are shared again');
     }
+    return { source: 'shared', allowed: allowed === 1, remaining, resetUs, retryUs };
+  }
+
+  private sharedFailed(err: unknown, key: string, p: BucketParams, cost: number, force: boolean): LimiterResult {
+    this.sharedDownUntil = Date.now() + this.opts.retrySharedAfterMs;
+    if (!this.sharedDown) {
+      this.sharedDown = true;
+      this.opts.logger.error({ err, failMode: this.opts.failMode }, 'rate-limit: the shared store failed; deciding without it');
+    }
+    return this.withoutShared(key, p, cost, force);
+  }
+
+  private withoutShared(key: string, p: BucketParams, cost: number, force: boolean): LimiterResult {
     this.opts.metrics.rateLimit.fallbacks.inc({ mode: this.opts.failMode });
     this.opts.metrics.usage.recordFallback();
-    if (this.opts.failMode === 'closed') return { source: 'unavailable' };
+    if (this.opts.failMode === 'closed') return UNAVAILABLE;
     return withSource('local', this.local.consume(key, p, cost, force));
   }
 }

@@ -10,6 +10,8 @@ export interface ResolvedPolicy {
   header: string;
   /** The name as a structured-field string, e.g. `"default"`. */
   quotedName: string;
+  /** Where its buckets' Redis keys start, e.g. `rl:default:`. */
+  keyPrefix: string;
 }
 
 /**
@@ -61,7 +63,7 @@ function resolve(name: string, limits: PolicyLimits): ResolvedPolicy {
   // draft-ietf-httpapi-ratelimit-headers-11: q is the quota, w the window in seconds; for a bucket,
   // the time it takes to refill from empty.
   const window = Math.max(1, Math.ceil(limits.burst / limits.rate));
-  return { name, limits, bucket: bucketParams(limits), header: `${sfString(name)};q=${limits.burst};w=${window}`, quotedName: sfString(name) };
+  return { name, limits, bucket: bucketParams(limits), header: `${sfString(name)};q=${limits.burst};w=${window}`, quotedName: sfString(name), keyPrefix: `rl:${name}:` };
 }
 
 export function sfString(value: string): string {

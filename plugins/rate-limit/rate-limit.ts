@@ -1,11 +1,11 @@
-import type { Request, RequestHandler } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { OperationInfo } from '../../generated/registry.js';
 import type { Cell, GatewayMetrics } from '../../src/observability/metrics.js';
 import '../../src/observability/request-facts.js';
 import { clientIp } from '../../src/gateway/client-ip.js';
 import { ProblemError } from '../../src/problem.js';
-import type { Limiter } from './limiter.js';
-import type { PolicyBook } from './policies.js';
+import type { Limiter, LimiterResult } from './limiter.js';
+import type { PolicyBook, ResolvedPolicy } from './policies.js';
 
 export interface RateLimitSettings {
   policy: string;
@@ -41,10 +41,7 @@ export function rateLimitMiddleware(
     const i = (allowed ? 0 : 2) + (source === 'shared' ? 0 : 1);
     (cells[i] ??= metrics.rateLimit.decisionsCell({ policy, decision: allowed ? 'allowed' : 'limited', source })).value++;
   };
-  return async (req, res, next) => {
-    const policy = book.forRequest(settings.policy, req);
-    const key = `rl:${policy.name}:${bucketIdentity(req)}`;
-    const result = await limiter.consume(key, policy.bucket, settings.cost);
+  const decided = (req: Request, res: Response, next: NextFunction, policy: ResolvedPolicy, key: string, result: LimiterResult) => {
     if (result.source === 'unavailable') {
       metrics.rateLimit.decisions.inc({ policy: policy.name, decision: 'unavailable', source: 'shared' });
       return next(
@@ -76,9 +73,21 @@ export function rateLimitMiddleware(
       res.once('finish', () => {
         const extra = (req.rowsAffected ?? 0) - settings.cost;
         // Charged after the fact, so it may overdraw the bucket: the next requests wait it out.
-        if (extra > 0) void limiter.consume(key, policy.bucket, extra, true).catch(() => {});
+        if (extra > 0) limiter.decide(key, policy.bucket, extra, true, () => {});
       });
     }
     next();
+  };
+  // A callback rather than an async function: a decision costs no promises on the request path.
+  return (req, res, next) => {
+    const policy = book.forRequest(settings.policy, req);
+    const key = policy.keyPrefix + bucketIdentity(req);
+    limiter.decide(key, policy.bucket, settings.cost, false, (result) => {
+      try {
+        decided(req, res, next, policy, key, result);
+      } catch (err) {
+        next(err);
+      }
+    });
   };
 }
