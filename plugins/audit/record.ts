@@ -16,7 +16,9 @@ export interface RequestStart {
   clientIp: string;
 }
 
+// Shared by the records of operations without path parameters or captures (never written to).
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NOTHING_CAPTURED: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 export function requestStart(req: Request, s?: AuditSettings): RequestStart {
   const params = s && s.op.pathParams.length === 0 && s.capture.length === 0 ? NO_PARAMS : ({ ...req.params } as Record<string, string>);
@@ -45,8 +47,11 @@ export function auditRecord(s: AuditSettings, req: Request, res: Response, at: R
   const { params } = at;
   const p = req.principal;
   const status = res.writableFinished || res.headersSent ? res.statusCode : CLIENT_CLOSED;
-  const resourceIds: Record<string, string> = {};
-  for (const name of s.op.pathParams) if (params[name] !== undefined) resourceIds[name] = params[name];
+  let resourceIds = NO_PARAMS;
+  if (s.op.pathParams.length) {
+    resourceIds = {};
+    for (const name of s.op.pathParams) if (params[name] !== undefined) resourceIds[name] = params[name];
+  }
   const ua = req.headers['user-agent'];
   const now = Date.now();
   return {
@@ -65,19 +70,21 @@ export function auditRecord(s: AuditSettings, req: Request, res: Response, at: R
     rows_affected: req.rowsAffected ?? null,
     client_ip: s.op.audit?.client_ip === 'anonymized' ? anonymizeIp(at.clientIp) : at.clientIp,
     user_agent: ua === undefined ? null : ua.slice(0, USER_AGENT_MAX),
-    captured: s.capture.length === 0 ? {} : captured(s, req, params),
+    captured: s.capture.length === 0 ? NOTHING_CAPTURED : captured(s, req, params),
   };
 }
 
-// Records made in the same millisecond share their time text.
-let isoMs = -1;
-let iso = '';
-function isoTime(ms: number): string {
-  if (ms !== isoMs) {
-    isoMs = ms;
-    iso = new Date(ms).toISOString();
+// Date#toISOString once a second: records of the same second share its text up to the milliseconds.
+let isoSecond = -1;
+let isoPrefix = '';
+const MILLIS = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z`);
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20); // "2026-11-22T08:00:00."
   }
-  return iso;
+  return isoPrefix + MILLIS[ms - second * 1000];
 }
 
 function captured(s: AuditSettings, req: Request, params: Record<string, string>): Record<string, unknown> {

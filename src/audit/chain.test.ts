@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalEventJson, canonicalJson, eventHash, linkEvents } from './chain.js';
+import { canonicalEventJson, canonicalJson, eventHash, linkEvents, sealEvents } from './chain.js';
 import type { PendingAuditEvent } from './event.js';
 
 const pending = (over: Partial<PendingAuditEvent> = {}): PendingAuditEvent => ({
@@ -53,5 +53,11 @@ describe('audit chain', () => {
       expect(hash).toBe(eventHash(rest));
     }
     expect(events[0]!.hash).not.toBe(events[1]!.hash);
+  });
+
+  it('gives the sealed events as one JSON array holding exactly those events (what the store inserts)', () => {
+    const { events, json } = sealEvents({ seq: 3, hash: 'b'.repeat(64) }, [pending(), pending({ principal: 'key_1', rows_affected: 0, captured: {} })]);
+    expect(JSON.parse(json)).toEqual(events);
+    expect(events.map((e) => e.seq)).toEqual([4, 5]);
   });
 });

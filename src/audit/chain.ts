@@ -61,15 +61,34 @@ export function eventHash(event: Omit<AuditEvent, 'hash'>): string {
 
 /** Links pending events onto a tenant's chain after its head (seq 0 and null for an empty chain). */
 export function linkEvents(head: { seq: number; hash: string | null }, pending: PendingAuditEvent[]): AuditEvent[] {
+  return sealEvents(head, pending).events;
+}
+
+/**
+ * linkEvents(), plus the linked events as one JSON array (what the store inserts), made from the
+ * canonical text each event was hashed over, so no event is serialised twice.
+ */
+export function sealEvents(head: { seq: number; hash: string | null }, pending: PendingAuditEvent[]): { events: AuditEvent[]; json: string } {
   let { seq, hash } = head;
-  const linked: AuditEvent[] = new Array(pending.length);
+  const events: AuditEvent[] = new Array(pending.length);
+  let json = '[';
   for (let i = 0; i < pending.length; i++) {
-    const unsealed: Omit<AuditEvent, 'hash'> & { hash?: string } = { ...pending[i]!, seq: ++seq, prev_hash: hash };
-    hash = eventHash(unsealed);
+    const p = pending[i]!;
+    // Written out rather than spread: every event takes one shape, its members in canonical order.
+    const unsealed: Omit<AuditEvent, 'hash'> & { hash?: string } = {
+      action: p.action, auth_method: p.auth_method, captured: p.captured, client_ip: p.client_ip, id: p.id,
+      operation_id: p.operation_id, outcome: p.outcome, prev_hash: hash, principal: p.principal, request_id: p.request_id,
+      resource_ids: p.resource_ids, resource_type: p.resource_type, rows_affected: p.rows_affected, seq: ++seq,
+      status: p.status, tenant: p.tenant, time: p.time, user_agent: p.user_agent,
+    };
+    const text = canonicalEventJson(unsealed);
+    hash = sha256Hex(text);
     unsealed.hash = hash;
-    linked[i] = unsealed as AuditEvent;
+    events[i] = unsealed as AuditEvent;
+    // The canonical text is JSON with the same members and values; the hash joins it as the last member.
+    json += `${i ? ',' : ''}${text.slice(0, -1)},"hash":"${hash}"}`;
   }
-  return linked;
+  return { events, json: `${json}]` };
 }
 
 // One call per event, without a Hash object (crypto.hash: Node >= 20.12; engines asks for 20.19).

@@ -1,5 +1,5 @@
-import type { MetadataStore, Queryable } from '../stores/index.js';
-import { linkEvents } from './chain.js';
+import type { MetadataStore } from '../stores/index.js';
+import { sealEvents } from './chain.js';
 import type { AuditEvent, PendingAuditEvent } from './event.js';
 
 const COLUMNS = [
@@ -54,10 +54,10 @@ export class AuditStore {
         let head: { seq: number; hash: string | null } = row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: null };
         const events = byTenant.get(tenant)!;
         for (let i = 0; i < events.length; i += ROWS_PER_INSERT) {
-          const linked = linkEvents(head, events.slice(i, i + ROWS_PER_INSERT));
+          const { events: linked, json } = sealEvents(head, events.slice(i, i + ROWS_PER_INSERT));
           const last = linked[linked.length - 1]!;
           head = { seq: last.seq, hash: last.hash };
-          await insert(tx, linked);
+          await tx.query(INSERT_SQL, [json]);
           for (const e of linked) written.push(e);
         }
       }
@@ -100,14 +100,9 @@ const RECORD_TYPES = [
 ].join(', ');
 const INSERT_SQL = `INSERT INTO audit_events (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')} FROM jsonb_to_recordset($1::jsonb) AS r(${RECORD_TYPES})`;
 
-/**
- * The batch goes as one JSON parameter rather than 19 bind parameters per row: building, sending
- * and planning a statement with thousands of parameters cost more than the rows themselves
- * (PGlite especially). The values are the same (the JSON members are the columns), so hashes still verify.
- */
-async function insert(tx: Queryable, events: AuditEvent[]): Promise<void> {
-  await tx.query(INSERT_SQL, [JSON.stringify(events)]);
-}
+// The batch goes as one JSON parameter (sealEvents' json) rather than 19 bind parameters per row:
+// building, sending and planning a statement with thousands of parameters cost more than the rows
+// themselves (PGlite especially). The values are the same (the JSON members are the columns), so hashes still verify.
 
 export interface StoredRow {
   tenant: string;
