@@ -1,9 +1,10 @@
 /**
  * One side of bench/collect-throughput.ts: POST /collect either through the whole gateway (`full`:
- * every plugin, then the tracking pipeline with group commit into ClickHouse/chDB) or as a bare
- * Express endpoint that parses the same JSON body and answers the same JSON (`bare`). Prints
- * `listening <url> <trackingId>`; on SIGTERM the full side flushes, counts the stored hits and
- * prints `stored <n>` so the driver can check that every acknowledged hit is durable.
+ * every plugin, then the tracking pipeline, acknowledged once group-committed to the hit journal,
+ * which is shipped to ClickHouse/chDB in batches) or as a bare Express endpoint that parses the
+ * same JSON body and answers the same JSON (`bare`). Prints `listening <url> <trackingId>`; on
+ * SIGTERM the full side ships its journal, counts the stored hits and prints `stored <n>` so the
+ * driver can check that every acknowledged hit is durable.
  */
 import express from 'express';
 import { createServer } from 'node:http';
