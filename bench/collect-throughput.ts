@@ -22,6 +22,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { serverCommand } from './compiled.js';
 import { reachable } from './reachable.js';
 
 const CONCURRENCIES = (process.env.BENCH_CONNECTIONS ?? '64,256,1024').split(',').map(Number);
@@ -35,7 +36,7 @@ interface Side { url: string; trackingId: string; child: ChildProcess; agent: Ag
 
 async function start(mode: 'bare' | 'full', env: Record<string, string>): Promise<Side> {
   const profile = process.env.BENCH_PROFILE && mode === 'full' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(root, 'bench/collect-server.ts'), mode], {
+  const child = spawn(process.execPath, [...profile, ...serverCommand('bench/collect-server.ts'), mode], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
