@@ -77,10 +77,16 @@ describe('hit journal: SIGKILL', () => {
 
   it('keeps every acknowledged hit exactly once, with consistent sessions, when the gateway is killed under load and restarted', async () => {
     stores = testStoreConfig('analytics-journal-crash');
-    // Ships by size only (a minute's interval), so the kill finds acknowledged hits still in the journal.
+    // Nothing ships before the kill (a minute's interval, batches larger than the test writes), so
+    // the kill finds every acknowledged hit only in the journal and the restart must ship each once.
+    // A kill in the middle of a ship insert is not part of this test: on non-replicated tables (chDB,
+    // a single ClickHouse server) ClickHouse records a block's deduplication token a moment before the
+    // block's part becomes visible, so a kill inside that moment can lose the block on re-shipping
+    // (README, Tracking durability). Re-shipping a partly inserted or shipped-but-not-removed segment
+    // is tested deterministically in journal-shipping.test.ts.
     const env = {
       ANALYTICS_SHIP_INTERVAL_MS: '60000',
-      ANALYTICS_SHIP_BATCH_ROWS: '400',
+      ANALYTICS_SHIP_BATCH_ROWS: '1000000',
       RATE_LIMIT_POLICIES: JSON.stringify({ tracking: { burst: 1_000_000_000, rate: 1_000_000 } }),
     };
     const first = await startServerProcess('analytics-journal-crash', env, { entry: TEST_SERVER_ENTRY, stores });
@@ -110,7 +116,8 @@ describe('hit journal: SIGKILL', () => {
     const root = path.join(stores.dataDir, 'analytics-journal');
     const left = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.wal'));
     const unshipped = left.reduce((n, f) => n + readFrames(readFileSync(path.join(root, f))).rows, 0);
-    expect(unshipped).toBeGreaterThan(0);
+    // Each acknowledged hit is there (a hit row and one or two session rows each).
+    expect(unshipped).toBeGreaterThanOrEqual(2 * acked.length);
 
     // The restarted gateway adopts the dead one's journal and ships what it held.
     const second = await startServerProcess('analytics-journal-crash', env, { entry: TEST_SERVER_ENTRY, stores });
