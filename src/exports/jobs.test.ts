@@ -111,6 +111,8 @@ describe('export jobs', () => {
       expired = await jobs.get(job.id);
     }
     expect(expired!.status).toBe('expired');
+    // The sweep that marked it may still be removing the file: tick() hands back a sweep under way.
+    await jobs.tick();
     await expect(stat(job.file_path!)).rejects.toThrow();
   });
 
