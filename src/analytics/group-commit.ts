@@ -60,9 +60,14 @@ export class GroupCommitter {
     return this.journal.pendingRows;
   }
 
-  /** Inserts and rows shipped so far (tests, benches). */
-  get shipped(): { inserts: number; rows: number } {
+  /** Inserts and rows shipped so far, and failed ship attempts (metrics, tests, benches). */
+  get shipped(): { inserts: number; rows: number; failures: number } {
     return this.shipper.stats;
+  }
+
+  /** Rows journaled and not yet in the warehouse. */
+  get unshippedRows(): number {
+    return this.journal.unshippedRows;
   }
 
   /** Resolves once the rows are durable (journaled); rejects (503) at once when a queue is full, or when the journal write fails. */

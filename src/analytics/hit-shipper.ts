@@ -68,7 +68,7 @@ const RETRY_MAX_MS = 30_000;
  * backoff; meanwhile rows keep arriving in the journal (its bound answers 503 when it is full).
  */
 export class HitShipper {
-  readonly stats = { inserts: 0, rows: 0 };
+  readonly stats = { inserts: 0, rows: 0, failures: 0 };
   readonly #o: HitShipperOptions;
   readonly #now: () => number;
   #loop?: Promise<void>;
@@ -176,6 +176,7 @@ export class HitShipper {
       if (!this.#closed && this.journal.active) this.#written();
     } catch (err) {
       this.#lastError = err;
+      this.stats.failures++;
       this.#retryMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.#retryMs * 2));
       this.#o.logger.error({ err, rows: this.journal.unshippedRows, retryInMs: this.#retryMs }, 'analytics: shipping journaled hits to the warehouse failed; retrying');
       if (!this.#closed) {

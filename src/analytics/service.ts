@@ -6,6 +6,7 @@ import type { Stores } from '../stores/index.js';
 import { Collector } from './collector.js';
 import { openCountryLookup, type CountryLookup } from './geo.js';
 import { GroupCommitter } from './group-commit.js';
+import { registerJournalMetrics } from './journal-metrics.js';
 import type { OpenJournalFile } from './hit-journal.js';
 import { RealtimeHub, type TokenAuthenticator } from './realtime-hub.js';
 import { SessionTracker } from './sessions.js';
@@ -79,6 +80,7 @@ export async function createAnalyticsServices(
     },
     openJournalFile: options.openJournalFile,
   });
+  registerJournalMetrics(metrics.registry, committer);
   const collector = new Collector({
     directory,
     sessions: new SessionTracker(stores.shared),
