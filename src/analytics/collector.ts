@@ -41,8 +41,6 @@ export interface CollectorOptions {
   /** The per-website hit limit; without it, websites are not limited. */
   siteLimiter?: SiteLimiter;
   now?: () => number;
-  /** Called once a website's hits are committed (realtime pushes on change). */
-  onRecorded?: (websiteId: string) => void;
 }
 
 const MAX_AGE_MS = 4 * 3600 * 1000;
@@ -82,7 +80,6 @@ export class Collector {
     const errors: TrackingError[] = [];
     const hits: HitRow[] = [];
     const sessions: SessionRow[] = [];
-    const visitors: Array<{ websiteId: string; visitor: string }> = [];
     const receivedAt = this.#now();
     // In order, so one visitor's hits in a batch build their session in sequence.
     for (const input of inputs) {
@@ -101,16 +98,14 @@ export class Collector {
       }
       hits.push(outcome.hit);
       sessions.push(...outcome.sessions);
-      visitors.push({ websiteId: outcome.hit.website_id, visitor: outcome.hit.visitor });
     }
     if (hits.length) {
       try {
         await this.o.committer.write(hits, sessions);
       } catch (err) {
-        await Promise.all(visitors.map((v) => this.o.sessions.forget(v.websiteId, v.visitor)));
+        await Promise.all(hits.map((h) => this.o.sessions.forget(h.website_id, h.visitor)));
         throw err;
       }
-      if (this.o.onRecorded) for (const websiteId of new Set(hits.map((h) => h.website_id))) this.o.onRecorded(websiteId);
     }
     if (errors.length === 0) return { received: hits.length, errors };
     return { received: hits.length, errors: errors.sort((a, b) => a.index - b.index).map(({ retryAfterS: _r, ...e }) => e) };
