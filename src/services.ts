@@ -48,13 +48,15 @@ export async function createServices(config: Config, stores: Stores, logger: Log
   const audit = createAuditLog({ metadata: stores.metadata, config, metrics, logger });
   const identity = await openIdentity(config, stores, logger);
   const access = await openAccessControl(config, stores, logger);
+  // WebSocket subscriptions (realtime, stream ingest) present a token instead of headers.
+  const authenticate = tokenAuthenticator(identity);
   access.resources.register('api-key', apiKeyOwner(identity.apiKeys));
   const data = createDataServices({ config, stores, logger });
   access.resources.register('dataset', async (id) => {
     const tenant = await data.datasets.tenantOf(id);
     return tenant === undefined ? undefined : { tenant };
   });
-  const analytics = await createAnalyticsServices({ config, stores, logger, metrics }, { authenticate: tokenAuthenticator(identity), ...options.analytics });
+  const analytics = await createAnalyticsServices({ config, stores, logger, metrics }, { authenticate, ...options.analytics });
   access.resources.register('website', analytics.resolveWebsite);
   const queryCache = new QueryCache(stores.shared, config.query.cacheTtlMs, logger.child({ component: 'query-cache' }));
   data.ingest.committer.onCommitted = (datasetId) => queryCache.invalidate(datasetId);
@@ -76,7 +78,7 @@ export async function createServices(config: Config, stores: Stores, logger: Log
   access.resources.register('ingest-job', uploads.resolveJob);
   uploads.service.start();
   data.upgradeHandlers.push(analytics.upgradeHandler);
-  const ingestStream = new StreamIngestEndpoint({ ingest: data.ingest, access, authenticate: tokenAuthenticator(identity), logger: logger.child({ component: 'ingest-stream' }) });
+  const ingestStream = new StreamIngestEndpoint({ ingest: data.ingest, access, authenticate, logger: logger.child({ component: 'ingest-stream' }) });
   data.upgradeHandlers.push(ingestStream.handleUpgrade);
   for (const [type, resolver] of Object.entries(options.resourceResolvers ?? {})) access.resources.override(type, resolver);
   await bootstrapIfEmpty(identity, stores.metadata, logger);
