@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalEventJson, canonicalJson, eventHash, linkEvents, sealEvents } from './chain.js';
+import { canonicalEventJson, canonicalJson, eventHash, sealEvents } from './chain.js';
 import type { PendingAuditEvent } from './event.js';
 
 const pending = (over: Partial<PendingAuditEvent> = {}): PendingAuditEvent => ({
@@ -25,7 +25,7 @@ const pending = (over: Partial<PendingAuditEvent> = {}): PendingAuditEvent => ({
 describe('audit chain', () => {
   it('writes an event the same as the general canonical JSON (sorted members), whatever its values', () => {
     for (const e of [pending(), pending({ principal: 'key_1', rows_affected: 12, resource_type: 'dataset', captured: {} })]) {
-      const [linked] = linkEvents({ seq: 41, hash: 'f'.repeat(64) }, [e]);
+      const [linked] = sealEvents({ seq: 41, hash: 'f'.repeat(64) }, [e]).events;
       const { hash: _, ...unsealed } = linked!;
       expect(canonicalEventJson(unsealed)).toBe(canonicalJson(unsealed));
       expect(JSON.parse(canonicalEventJson(unsealed))).toEqual(unsealed);
@@ -33,7 +33,7 @@ describe('audit chain', () => {
   });
 
   it('falls back to the general way for an event with other members, or an undefined one', () => {
-    const [linked] = linkEvents({ seq: 0, hash: null }, [pending()]);
+    const [linked] = sealEvents({ seq: 0, hash: null }, [pending()]).events;
     const { hash: _, ...unsealed } = linked!;
     const extra = { ...unsealed, zzz: 1 } as typeof unsealed;
     expect(canonicalEventJson(extra)).toBe(canonicalJson(extra));
@@ -44,7 +44,7 @@ describe('audit chain', () => {
   });
 
   it('chains each event to the one before: seq in order, prev_hash the previous hash, hash over the rest', () => {
-    const events = linkEvents({ seq: 7, hash: 'a'.repeat(64) }, [pending(), pending({ status: 404, outcome: 'failure' })]);
+    const { events } = sealEvents({ seq: 7, hash: 'a'.repeat(64) }, [pending(), pending({ status: 404, outcome: 'failure' })]);
     expect(events.map((e) => e.seq)).toEqual([8, 9]);
     expect(events[0]!.prev_hash).toBe('a'.repeat(64));
     expect(events[1]!.prev_hash).toBe(events[0]!.hash);

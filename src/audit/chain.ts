@@ -59,13 +59,9 @@ export function eventHash(event: Omit<AuditEvent, 'hash'>): string {
   return sha256Hex(canonicalEventJson(event));
 }
 
-/** Links pending events onto a tenant's chain after its head (seq 0 and null for an empty chain). */
-export function linkEvents(head: { seq: number; hash: string | null }, pending: PendingAuditEvent[]): AuditEvent[] {
-  return sealEvents(head, pending).events;
-}
-
 /**
- * linkEvents(), plus the linked events as one JSON array (what the store inserts), made from the
+ * Links pending events onto a tenant's chain after its head (seq 0 and null for an empty chain),
+ * and gives the linked events as one JSON array too (what the store inserts), made from the
  * canonical text each event was hashed over, so no event is serialised twice.
  */
 export function sealEvents(head: { seq: number; hash: string | null }, pending: PendingAuditEvent[]): { events: AuditEvent[]; json: string } {
