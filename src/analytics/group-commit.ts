@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Warehouse } from '../stores/index.js';
 import { ProblemError } from '../problem.js';
 import { HitJournal, type OpenJournalFile } from './hit-journal.js';
-import { enableIngestDeduplication, HitShipper } from './hit-shipper.js';
+import { enableIngestDeduplication, HitShipper, type HitShipperOptions } from './hit-shipper.js';
 import type { HitRow, SessionRow } from './warehouse-tables.js';
 
 export interface GroupCommitOptions {
@@ -21,6 +21,8 @@ export interface GroupCommitOptions {
   onShipped?: (websiteIds: ReadonlySet<string>) => void;
   /** Tests inject failing file operations. */
   openJournalFile?: OpenJournalFile;
+  /** How segments of exited processes are checked after shipping (tests shorten the waits). */
+  repair?: HitShipperOptions['repair'];
 }
 
 const busy = (detail: string, cause?: unknown) => new ProblemError(503, { detail, headers: { 'Retry-After': '1' }, cause });
@@ -51,6 +53,7 @@ export class GroupCommitter {
       batchRows: options.shipBatchRows,
       logger: options.logger,
       onShipped: options.onShipped,
+      repair: options.repair,
     });
     await shipper.start();
     return new GroupCommitter(journal, shipper, options);
@@ -60,8 +63,8 @@ export class GroupCommitter {
     return this.journal.pendingRows;
   }
 
-  /** Inserts and rows shipped so far, and failed ship attempts (metrics, tests, benches). */
-  get shipped(): { inserts: number; rows: number; failures: number } {
+  /** Inserts and rows shipped so far, failed ship attempts, and rows put back after a crash (metrics, tests, benches). */
+  get shipped(): { inserts: number; rows: number; failures: number; repaired: number } {
     return this.shipper.stats;
   }
 

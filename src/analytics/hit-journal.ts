@@ -34,6 +34,8 @@ export interface Segment {
   websiteIds: Set<string>;
   /** When its first row was written (ms), for time-based shipping. */
   since: number;
+  /** Left by a process that exited: it may have been shipped in part, so it is checked after shipping (journal-repair.ts). */
+  adopted?: boolean;
 }
 
 interface Append {
@@ -123,6 +125,11 @@ export class HitJournal {
   /** The oldest sealed segment, not yet shipped. */
   nextSealed(): Segment | undefined {
     return this.#sealed[0];
+  }
+
+  /** The sealed segments adopted from exited processes, in order. */
+  adoptedSealed(): Segment[] {
+    return this.#sealed.filter((s) => s.adopted);
   }
 
   /**
@@ -320,6 +327,7 @@ export class HitJournal {
         bytes: contents.validBytes,
         websiteIds,
         since: this.#now(),
+        adopted: true,
       });
       this.#unshippedRows += contents.rows;
       found.segments++;

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Warehouse } from '../stores/index.js';
-import { readFrames } from './hit-journal-frame.js';
+import { readFrames, type SegmentContents } from './hit-journal-frame.js';
 import type { HitJournal, Segment } from './hit-journal.js';
 import { HEARTBEAT_MS } from './hit-journal-owner.js';
+import { repairRecoveredSegments, type RepairOptions } from './journal-repair.js';
 import { HITS_TABLE, INGEST_TABLE, ROLLUPS, SESSIONS_TABLE } from './warehouse-tables.js';
 
 /**
@@ -12,8 +13,11 @@ import { HITS_TABLE, INGEST_TABLE, ROLLUPS, SESSIONS_TABLE } from './warehouse-t
  * only after its insert returned, so after a crash it may be shipped again; ClickHouse then drops
  * the blocks it already holds, per table, including the views' targets
  * (deduplicate_blocks_in_dependent_materialized_views), so an insert cut short halfway through the
- * views is completed rather than doubled. Non-replicated MergeTree tables only remember tokens
- * when non_replicated_deduplication_window is set, hence enableIngestDeduplication. A segment
+ * views is completed rather than doubled. One case dedup can't cover, on non-replicated tables:
+ * a kill between a table recording the token and its part becoming visible; so the segments of an
+ * exited process are checked table by table after shipping (#recover). Non-replicated MergeTree
+ * tables only remember tokens when non_replicated_deduplication_window is set, hence
+ * enableIngestDeduplication. A segment
  * must be re-shipped within that many inserts into each table (hours at the ship interval).
  * Against power loss (rather than a crashed process), rows are as durable once shipped as
  * ClickHouse's own fsync settings make them.
@@ -55,11 +59,15 @@ export interface HitShipperOptions {
   onShipped?: (websiteIds: ReadonlySet<string>) => void;
   /** How often to show this journal alive and look for journals of exited processes (ms). */
   orphanScanMs?: number;
+  /** How the segments of exited processes are checked after shipping (tests shorten the waits); `checkRows`: rows read back for one check. */
+  repair?: Omit<RepairOptions, 'logger'> & { checkRows?: number };
   now?: () => number;
 }
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
+const REPAIR_ATTEMPTS = 3;
+const RECOVER_CHECK_ROWS = 200_000;
 
 /**
  * Moves journaled rows into ClickHouse in large, infrequent inserts: the active segment is sealed
@@ -68,7 +76,8 @@ const RETRY_MAX_MS = 30_000;
  * backoff; meanwhile rows keep arriving in the journal (its bound answers 503 when it is full).
  */
 export class HitShipper {
-  readonly stats = { inserts: 0, rows: 0, failures: 0 };
+  /** `repaired`: rows put back after a crash had lost them from a table (see #recover). */
+  readonly stats = { inserts: 0, rows: 0, failures: 0, repaired: 0 };
   readonly #o: HitShipperOptions;
   readonly #now: () => number;
   #loop?: Promise<void>;
@@ -77,6 +86,7 @@ export class HitShipper {
   #retryTimer?: NodeJS.Timeout;
   #scanTimer?: NodeJS.Timeout;
   #retryMs = 0;
+  #repairFailures = 0;
   #lastError: unknown;
   #closed = false;
   readonly #waiters = new Map<Segment, Array<() => void>>();
@@ -170,7 +180,10 @@ export class HitShipper {
   async #run(): Promise<void> {
     try {
       if (this.#due()) await this.journal.seal();
-      for (let segment = this.journal.nextSealed(); segment; segment = this.journal.nextSealed()) await this.#ship(segment);
+      for (let segment = this.journal.nextSealed(); segment; segment = this.journal.nextSealed()) {
+        if (segment.adopted) await this.#recover(this.journal.adoptedSealed());
+        else await this.#ship(segment);
+      }
       this.#retryMs = 0;
       // Rows written meanwhile, not yet due: come back when they are.
       if (!this.#closed && this.journal.active) this.#written();
@@ -190,14 +203,64 @@ export class HitShipper {
   }
 
   async #ship(segment: Segment): Promise<void> {
+    const contents = await this.#insert(segment);
+    await this.#shipped(segment, contents.rows);
+  }
+
+  async #insert(segment: Segment): Promise<SegmentContents> {
     const contents = readFrames(await readFile(segment.path));
     if (contents.tornBytes) this.#o.logger.warn({ file: segment.path, tornBytes: contents.tornBytes }, 'analytics journal: dropped a torn tail (never acknowledged)');
     if (contents.rows) {
       await this.warehouse.insertRaw(INGEST_TABLE, 'JSONEachRow', contents.payloads, { ...SHIP_SETTINGS, insert_deduplication_token: segment.token });
     }
+    return contents;
+  }
+
+  /**
+   * Segments of exited processes: shipped like any other, all of them (so none is left half
+   * inserted), then checked table by table against what they hold, since a process killed in the
+   * middle of a ship insert may have left a table with the insert's token but without its rows
+   * (journal-repair.ts); removed after that. They are read again for the check, at most
+   * RECOVER_CHECK_ROWS at a time. A check that keeps failing is given up after a few attempts
+   * (logged) rather than hold up the journal behind it: the rows are shipped, only a crash's loss
+   * would stay.
+   */
+  async #recover(segments: Segment[]): Promise<void> {
+    const rows = new Map<Segment, number>();
+    for (const segment of segments) rows.set(segment, (await this.#insert(segment)).rows);
+    const started = this.#now();
+    const repaired: Record<string, number> = {};
+    try {
+      for (let i = 0; i < segments.length; ) {
+        const chunk: SegmentContents[] = [];
+        const most = this.#o.repair?.checkRows ?? RECOVER_CHECK_ROWS;
+        for (let n = 0; i < segments.length && (chunk.length === 0 || n + rows.get(segments[i]!)! <= most); i++) {
+          n += rows.get(segments[i]!)!;
+          chunk.push(readFrames(await readFile(segments[i]!.path)));
+        }
+        const counts = await repairRecoveredSegments(this.warehouse, chunk, { logger: this.#o.logger, ...this.#o.repair });
+        for (const [table, n] of Object.entries(counts)) repaired[table] = (repaired[table] ?? 0) + (n ?? 0);
+      }
+      this.#repairFailures = 0;
+      const total = Object.values(repaired).reduce((n, r) => n + r, 0);
+      this.stats.repaired += total;
+      const facts = { segments: segments.length, rows: [...rows.values()].reduce((n, r) => n + r, 0), repaired, ms: this.#now() - started };
+      if (total) this.#o.logger.warn(facts, 'analytics journal: put back rows a crash had lost from some tables (see Tracking durability)');
+      else this.#o.logger.info(facts, 'analytics journal: checked the segments of an exited process after shipping them; nothing was missing');
+    } catch (err) {
+      // Rows put back before the failure stay (a check finds them present next time).
+      this.stats.repaired += Object.values(repaired).reduce((n, r) => n + r, 0);
+      if (++this.#repairFailures < REPAIR_ATTEMPTS) throw err;
+      this.#repairFailures = 0;
+      this.#o.logger.error({ err, segments: segments.length, repaired }, 'analytics journal: checking the segments of an exited process failed repeatedly; they are shipped but not checked');
+    }
+    for (const segment of segments) await this.#shipped(segment, rows.get(segment)!);
+  }
+
+  async #shipped(segment: Segment, rows: number): Promise<void> {
     await this.journal.remove(segment);
     this.stats.inserts++;
-    this.stats.rows += contents.rows;
+    this.stats.rows += rows;
     for (const resolve of this.#waiters.get(segment) ?? []) resolve();
     this.#waiters.delete(segment);
     this.#o.onShipped?.(segment.websiteIds);

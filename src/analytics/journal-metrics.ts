@@ -34,5 +34,6 @@ export function registerJournalMetrics(registry: Registry, committer: GroupCommi
   };
   following('weir_analytics_shipped_rows_total', 'Tracking rows shipped from the journal into the warehouse.', () => committer.shipped.rows);
   following('weir_analytics_ship_inserts_total', 'Warehouse inserts made by the journal shipper.', () => committer.shipped.inserts);
+  following('weir_analytics_repaired_rows_total', 'Rows put back into a warehouse table after a crash had lost them there (checked when a journal of an exited process is shipped).', () => committer.shipped.repaired);
   following('weir_analytics_ship_failures_total', 'Journal ship attempts the warehouse refused (retried with backoff).', () => committer.shipped.failures);
 }
