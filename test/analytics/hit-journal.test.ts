@@ -129,9 +129,13 @@ describe('HitJournal', () => {
     const journal = await HitJournal.open({ root, logger });
     expect(await journal.adoptOrphans()).toBe(4);
     expect(readdirSync(root).sort()).toEqual([journal.name, live, elsewhere('aaaaaaaaaaaa')].sort());
+    // Marked adopted, so the shipper checks them after shipping; this journal's own rows are not.
+    await journal.append(rowsText('own'), 1, ['own']);
+    await journal.seal();
+    expect(journal.adoptedSealed().map((s) => s.token).sort()).toEqual([`${dead}/000000000001`, `${dead}/000000000002`, `${elsewhere('bbbbbbbbbbbb')}/000000000001`].sort());
     const adopted: Array<{ token: string; rows: number; websiteIds: string[] }> = [];
     for (let seg = journal.nextSealed(); seg; seg = journal.nextSealed()) {
-      adopted.push({ token: seg.token, rows: seg.rows, websiteIds: [...seg.websiteIds].sort() });
+      if (seg.adopted) adopted.push({ token: seg.token, rows: seg.rows, websiteIds: [...seg.websiteIds].sort() });
       await journal.remove(seg);
     }
     // A directory's segments in order; the torn frame (z) dropped.

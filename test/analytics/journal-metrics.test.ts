@@ -34,6 +34,7 @@ describe('journal metrics', () => {
     const shippedBefore = value(before, 'weir_analytics_shipped_rows_total')!;
     const insertsBefore = value(before, 'weir_analytics_ship_inserts_total')!;
     expect(value(before, 'weir_analytics_ship_failures_total')).toBe(0);
+    expect(value(before, 'weir_analytics_repaired_rows_total')).toBe(0);
 
     for (const page of ['/a', '/b']) {
       const res = await fetch(`${gw.url}/collect`, {
