@@ -1,28 +1,28 @@
 /**
  * `npx tsx bench/collect-throughput.ts`: single-hit POST /collect through the whole gateway against
- * a bare Express endpoint taking the same body, in one run. Each side runs in its own process; this
- * process drives them in turns over N keep-alive connections (closed loop, bounded in time, best of
- * two rounds) and prints req/s, p50/p99 and the ratio, at each of several concurrencies
- * (BENCH_CONNECTIONS, default 64,256,1024: tracking traffic is many independent browsers). The
+ * a bare Express endpoint taking the same body, in one run. Each side runs in its own process; the
+ * load generator (load.ts, a process of its own) drives them in turns over N keep-alive
+ * connections (closed loop, bounded in time, best of two rounds) and prints req/s, p50/p99 and the
+ * ratio, at each of several concurrencies (BENCH_CONNECTIONS, default 64,256,1024: tracking traffic
+ * is many independent browsers). The
  * gateway acknowledges a hit once it is in its local journal (group-committed: one write and
  * fdatasync for every hit queued meanwhile) and ships the journal to ClickHouse in large inserts
  * (ANALYTICS_SHIP_INTERVAL_MS / ANALYTICS_SHIP_BATCH_ROWS from the environment, defaults 1 s /
  * 50,000 rows), so the insert's fixed cost is spread over a second's hits rather than over the
  * hits of one round trip. Both sides are driven the same way. Afterwards the gateway ships what is
- * left, counts the hits it stored: every acknowledged (200) hit must be there. Uses the local test PostgreSQL and Redis when
+ * left, counts the hits it stored: every acknowledged (2xx) hit must be there. Uses the local test PostgreSQL and Redis when
  * reachable (BENCH_DATABASE_URL / BENCH_REDIS_URL override them), else embedded PGlite and
  * in-process state; chDB unless BENCH_CLICKHOUSE_URL. BENCH_WITHOUT=audit leaves plugins out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { serverCommand } from './compiled.js';
+import { LoadGenerator, percentiles } from './load.js';
 import { reachable } from './reachable.js';
 
 const CONCURRENCIES = (process.env.BENCH_CONNECTIONS ?? '64,256,1024').split(',').map(Number);
@@ -32,7 +32,7 @@ const ROUNDS = 2;
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 
-interface Side { url: string; trackingId: string; child: ChildProcess; agent: Agent; lines: string[] }
+interface Side { url: string; trackingId: string; child: ChildProcess; lines: string[] }
 
 async function start(mode: 'bare' | 'full', env: Record<string, string>): Promise<Side> {
   const profile = process.env.BENCH_PROFILE && mode === 'full' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
@@ -54,23 +54,24 @@ async function start(mode: 'bare' | 'full', env: Record<string, string>): Promis
     });
     child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
   });
-  return { url, trackingId, child, agent: new Agent({ keepAlive: true, maxSockets: MAX_CONNECTIONS }), lines };
+  return { url, trackingId, child, lines };
 }
 
-/** One hit as an analytics.js-style JSON body; a new client id each time, as real traffic has. */
-function post(side: Side): Promise<number> {
-  const body = JSON.stringify({ v: '1', tid: side.trackingId, cid: randomUUID(), t: 'pageview', dh: 'bench.example', dp: '/products/kettle', dt: 'Kettle', dr: 'https://www.google.com/' });
-  return new Promise((resolve, reject) => {
-    const req = request(`${side.url}/collect`, { method: 'POST', agent: side.agent, headers: { 'content-type': 'application/json', 'user-agent': UA, 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+/** Stands for the client id in the body: the load generator puts a new UUID in its place in every hit, as real traffic has. */
+const CLIENT_ID = '00000000-0000-4000-8000-000000000000';
 
-interface Result { rps: number; p50: number; p99: number; ok: number; other: number; cpuPerHit: number; mainCpuPerHit: number; driverCpuPerHit: number }
+/** One hit as an analytics.js-style JSON body. */
+const hit = (side: Side) => ({
+  method: 'POST' as const,
+  path: '/collect',
+  headers: { 'content-type': 'application/json', 'user-agent': UA },
+  body: JSON.stringify({ v: '1', tid: side.trackingId, cid: CLIENT_ID, t: 'pageview', dh: 'bench.example', dp: '/products/kettle', dt: 'Kettle', dr: 'https://www.google.com/' }),
+  uniqueToken: CLIENT_ID,
+});
+
+let generator: LoadGenerator;
+
+interface Result { rps: number; p50: number; p99: number; ok: number; other: number; cpuPerHit: number; mainCpuPerHit: number; clientCpuUsPerHit: number }
 
 /** CPU seconds (user + system) a process, or one of its threads, has used so far, from /proc (Linux). */
 function cpuSeconds(pid: number, thread?: number): number {
@@ -82,36 +83,21 @@ function cpuSeconds(pid: number, thread?: number): number {
   }
 }
 
+/** Closed loop; `ok` counts the 2xx answers (the acknowledged hits), `other` the rest and requests left unanswered. */
 async function load(side: Side, seconds: number, connections: number): Promise<Result> {
-  const latencies: number[] = [];
-  let ok = 0;
-  let other = 0;
-  const started = performance.now();
-  const end = started + seconds * 1000;
   const cpu0 = cpuSeconds(side.child.pid!);
   // The main (JavaScript) thread apart: the rest is libuv's pool and, on the gateway, chDB's insert and merge threads.
   const main0 = cpuSeconds(side.child.pid!, side.child.pid!);
-  const driver0 = process.cpuUsage();
-  const worker = async () => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      const status = await post(side);
-      latencies.push(performance.now() - t);
-      if (status === 200) ok++;
-      else other++;
-    }
-  };
-  await Promise.all(Array.from({ length: connections }, worker));
-  const elapsed = (performance.now() - started) / 1000;
+  const sample = await generator.run({ url: side.url, request: hit(side), connections, seconds });
   const cpu = cpuSeconds(side.child.pid!) - cpu0;
   const main = cpuSeconds(side.child.pid!, side.child.pid!) - main0;
-  const driver = process.cpuUsage(driver0);
-  latencies.sort((a, b) => a - b);
-  const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return { rps: ok / elapsed, p50: pct(0.5), p99: pct(0.99), ok, other, cpuPerHit: (cpu * 1000) / (ok + other), mainCpuPerHit: (main * 1000) / (ok + other), driverCpuPerHit: (driver.user + driver.system) / 1000 / (ok + other) };
+  const { ok } = sample;
+  const other = sample.other + sample.failed;
+  const [p50, p99] = percentiles([sample.latencyMs], [0.5, 0.99]).map((p) => (Number.isNaN(p) ? 0 : p)) as [number, number];
+  return { rps: ok / sample.seconds, p50, p99, ok, other, cpuPerHit: (cpu * 1000) / (ok + other), mainCpuPerHit: (main * 1000) / (ok + other), clientCpuUsPerHit: sample.clientCpuUs / (ok + other) };
 }
 
-const fmt = (r: Result) => `${r.rps.toFixed(0).padStart(6)} acknowledged hits/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  server CPU ${r.cpuPerHit.toFixed(2)} ms/hit (main thread ${r.mainCpuPerHit.toFixed(2)}), driver ${r.driverCpuPerHit.toFixed(2)}  (${r.ok} ok, ${r.other} other)`;
+const fmt = (r: Result) => `${r.rps.toFixed(0).padStart(6)} acknowledged hits/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  server CPU ${r.cpuPerHit.toFixed(2)} ms/hit (main thread ${r.mainCpuPerHit.toFixed(2)}), load generator ${r.clientCpuUsPerHit.toFixed(1)} µs/hit  (${r.ok} ok, ${r.other} other)`;
 
 async function main(): Promise<void> {
   const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -135,6 +121,7 @@ async function main(): Promise<void> {
   console.log(`stores: ${stores}; ${ship}; ${CONCURRENCIES.join(', ')} keep-alive connections, ${SECONDS} s per measurement, ${os.cpus().length} CPUs${process.env.BENCH_WITHOUT ? `; without ${process.env.BENCH_WITHOUT}` : ''}`);
   const bare = await start('bare', env(0));
   const full = await start('full', env(1));
+  generator = LoadGenerator.start();
   let acknowledged = 0;
   try {
     for (const side of [bare, full]) acknowledged += (await load(side, 1, MAX_CONNECTIONS)).ok * (side === full ? 1 : 0); // warm-up, opening every connection
@@ -158,6 +145,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nratio by connections: ${summary.join(', ')}`);
   } finally {
+    await generator.close();
     const exited = (s: Side) => new Promise((r) => (s.child.once('exit', r), s.child.kill('SIGTERM')));
     await Promise.all([exited(bare), exited(full)]);
     for (const d of dataDirs) rmSync(d, { recursive: true, force: true });

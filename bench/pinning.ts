@@ -8,11 +8,14 @@ import pg from 'pg';
 /**
  * CPU pinning for benches on a small machine, with taskset(1): the server under test on one core,
  * the load generator (and, where they run on this machine, Redis and PostgreSQL) on the rest, so
- * the server's latency tail is not the load generator's. Every affinity changed is saved and put
- * back by restore() (also on SIGINT/SIGTERM), whatever else runs on the machine.
+ * the server's latency tail is not the load generator's; and, optionally, priority (renice) over
+ * other work on a shared machine. Every affinity and priority changed is saved and put back by
+ * restore() (also on SIGINT/SIGTERM), whatever else runs on the machine; PostgreSQL backends forked
+ * meanwhile keep the priority they inherited until they exit.
  */
 export class Pinning {
   private readonly saved = new Map<number, string>();
+  private readonly savedNice = new Map<number, number>();
   private readonly onSignal = () => {
     this.restore();
     process.exit(130);
@@ -35,10 +38,7 @@ export class Pinning {
 
   /** Pins the process and all its threads (`taskset -a`), saving its affinity first; false if it has gone. */
   pin(pid: number, cpus: string): boolean {
-    if (this.saved.size === 0) {
-      process.once('SIGINT', this.onSignal);
-      process.once('SIGTERM', this.onSignal);
-    }
+    this.watchSignals();
     try {
       if (!this.saved.has(pid)) this.saved.set(pid, mask(pid));
       execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
@@ -50,7 +50,25 @@ export class Pinning {
     }
   }
 
-  /** Puts back every affinity changed (processes gone since are skipped). */
+  /**
+   * Raises the process's CPU priority (all its threads, `nice`, saving it first), so that on a
+   * machine shared with other work it gets most of its core when both want it rather than a fair
+   * share. For everything a measured request passes through, the same for both sides; false if it has gone.
+   */
+  prioritise(pid: number, nice: number): boolean {
+    this.watchSignals();
+    try {
+      if (!this.savedNice.has(pid)) this.savedNice.set(pid, niceOf(pid));
+      setNice(pid, nice);
+      return true;
+    } catch (err) {
+      if (existsPid(pid)) throw err;
+      this.savedNice.delete(pid);
+      return false;
+    }
+  }
+
+  /** Puts back every affinity and priority changed (processes gone since are skipped). */
   restore(): void {
     for (const [pid, original] of this.saved) {
       try {
@@ -59,10 +77,35 @@ export class Pinning {
         // exited meanwhile
       }
     }
+    for (const [pid, original] of this.savedNice) {
+      try {
+        setNice(pid, original);
+      } catch {
+        // exited meanwhile
+      }
+    }
     this.saved.clear();
+    this.savedNice.clear();
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
   }
+
+  private watchSignals(): void {
+    if (this.saved.size || this.savedNice.size) return;
+    process.once('SIGINT', this.onSignal);
+    process.once('SIGTERM', this.onSignal);
+  }
+}
+
+/** The process's nice value, from /proc. */
+function niceOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+}
+
+/** renice(1) sets one thread's priority on Linux: every thread of the process, then. */
+function setNice(pid: number, nice: number): void {
+  const threads = readdirSync(`/proc/${pid}/task`);
+  execFileSync('renice', ['-n', String(nice), '-p', ...threads], { stdio: 'ignore' });
 }
 
 function mask(pid: number): string {
