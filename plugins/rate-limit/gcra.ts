@@ -2,7 +2,7 @@
  * The token bucket as a GCRA (generic cell rate algorithm): the whole state is one number, the
  * theoretical arrival time `tat` at which the bucket would be full again. With an emission interval
  * T = 1/rate and capacity `burst`, a request costing c fits when max(tat, now) + c·T − now ≤ burst·T.
- * Integer microseconds throughout, so the local and Redis versions (redis-script.ts) agree exactly.
+ * Integer microseconds throughout, so the local and Redis versions (redis-limiter.ts) agree exactly.
  * Over any span E from a full bucket this admits at most burst + floor(E / T) unit requests.
  */
 export interface Decision {

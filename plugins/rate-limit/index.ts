@@ -8,7 +8,8 @@ import { RateLimitOptions } from './schema.js';
 
 /**
  * Token-bucket limits per caller and policy (`x-weir-rate-limit`), shared by every gateway process
- * through one Redis script per decision, with a local bucket in embedded mode and as the fallback.
+ * through Redis (one atomic script call decides each batch of requests), with a local bucket in
+ * embedded mode and as the fallback.
  */
 export function createRateLimitPlugin() {
   let shared: { book: PolicyBook; limiter: Limiter; retryUnavailableS: number } | undefined;
@@ -22,7 +23,7 @@ export function createRateLimitPlugin() {
         const { options, config, stores, logger, metrics } = deps;
         const book = new PolicyBook(options, config.rateLimit);
         const failMode = options.failMode ?? config.rateLimit.failMode;
-        const redis = stores.shared.redis ? new RedisLimiter(stores.shared.redis) : undefined;
+        const redis = stores.shared.redis ? RedisLimiter.for(stores.shared.redis) : undefined;
         const limiter = new Limiter(redis, { failMode, retrySharedAfterMs: options.retrySharedAfterMs, logger, metrics });
         return { book, limiter, retryUnavailableS: Math.max(1, Math.ceil(options.retrySharedAfterMs / 1000)) };
       })();
