@@ -11,51 +11,99 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`;
 
-// Compare-and-set over KEYS[1..n] (n = ARGV[1]; ARGV[2i] is 1 when key i must hold ARGV[2i+1], 0
-// when it must be absent), then SET ... PX for the remaining keys (value and ttl per key). Answers
-// {1}, or {0, current values...} without writing.
-const CAS_LUA = `
-local n = tonumber(ARGV[1])
-local current = {}
-local same = true
-for i = 1, n do
-  local v = redis.call('GET', KEYS[i])
-  current[i] = v
-  if ARGV[2 * i] == '1' then
-    if v ~= ARGV[2 * i + 1] then same = false end
-  elseif v then
-    same = false
-  end
-end
-if not same then
-  local out = {0}
-  for i = 1, n do out[i + 1] = current[i] end
-  return out
-end
-local a = 2 * n + 2
-for k = n + 1, #KEYS do
-  redis.call('SET', KEYS[k], ARGV[a], 'PX', ARGV[a + 1])
+// A batch of compare-and-sets, each decided on its own, in order (a later one sees an earlier one's
+// writes). ARGV[1] is the number of CASes; then per CAS: its expected-key count n and write count
+// m, then for each expected key 1 and the value it must hold or 0 when it must be absent, then
+// value and ttl per written key. KEYS are each CAS's n expected keys then its m written ones, CAS
+// after CAS. Answers one entry per CAS: {1} once written, {0, current values...} without writing,
+// or the error of a key it cannot read (e.g. WRONGTYPE), without failing the others.
+const CAS_BATCH_LUA = `
+local count = tonumber(ARGV[1])
+local out = {}
+local k = 0
+local a = 2
+for c = 1, count do
+  local n = tonumber(ARGV[a])
+  local m = tonumber(ARGV[a + 1])
   a = a + 2
+  local current = {}
+  local same = true
+  local failed
+  for i = 1, n do
+    local v = redis.pcall('GET', KEYS[k + i])
+    if type(v) == 'table' then failed = failed or v end
+    current[i] = v
+    if ARGV[a] == '1' then
+      if v ~= ARGV[a + 1] then same = false end
+    elseif v then
+      same = false
+    end
+    a = a + 2
+  end
+  if failed then
+    a = a + 2 * m
+    out[c] = failed
+  elseif same then
+    for j = 1, m do
+      redis.call('SET', KEYS[k + n + j], ARGV[a], 'PX', ARGV[a + 1])
+      a = a + 2
+    end
+    out[c] = {1}
+  else
+    a = a + 2 * m
+    local reply = {0}
+    for i = 1, n do reply[i + 1] = current[i] end
+    out[c] = reply
+  end
+  k = k + n + m
 end
-return {1}`;
+return out`;
+
+/** Compare-and-sets per script call: a larger batch goes as several calls, so no script runs long. */
+const MAX_CAS_BATCH = 256;
 
 type CasReply = Array<number | string | null>;
 type WeirRedis = Redis & {
   weirIncrByTtl(key: string, by: number, ttlMs: number): Promise<number>;
-  weirCompareAndSet(numKeys: number, ...keysAndArgs: Array<string | number>): Promise<CasReply>;
+  weirCompareAndSetBatch(numKeys: number, keys: string[], args: Array<string | number>): Promise<CasReply[]>;
 };
-type CasPipeline = ReturnType<Redis['pipeline']> & { weirCompareAndSet(numKeys: number, ...keysAndArgs: Array<string | number>): CasPipeline };
+
+/** One compare-and-set as CAS_BATCH_LUA reads it: its keys, and its ARGV after the count. */
+export interface CasCall {
+  keys: string[];
+  args: Array<string | number>;
+}
 
 /**
- * Sends compare-and-sets to Redis in pipelines, one batch at a time: those asked for while a batch
- * is out go together once it is answered, as do those of one turn of the event loop. Under load
- * that is one write on the socket for many (per-command syscalls were most of their cost); each
- * is still its own script call, atomic and answered on its own.
+ * Sends compare-and-sets to Redis one batch at a time: those asked for while a batch is out go
+ * together once it is answered, as do those of one turn of the event loop. A batch is one script
+ * call (one ioredis command, one reply) that decides each compare-and-set atomically and on its
+ * own, in order; a failed call fails each of its compare-and-sets.
  */
-function casBatcher(redis: WeirRedis): (numKeys: number, keysAndArgs: Array<string | number>) => Promise<CasReply> {
-  type Pending = { numKeys: number; keysAndArgs: Array<string | number>; resolve(r: CasReply): void; reject(e: unknown): void };
+export function casBatcher(redis: Pick<WeirRedis, 'weirCompareAndSetBatch'>): (cas: CasCall) => Promise<CasReply> {
+  type Pending = CasCall & { resolve(r: CasReply): void; reject(e: unknown): void };
   let queue: Pending[] = [];
   let busy = false; // a batch is scheduled or out
+  const send = (batch: Pending[]): Promise<void> => {
+    const keys: string[] = [];
+    const args: Array<string | number> = [batch.length];
+    for (const c of batch) {
+      for (const key of c.keys) keys.push(key);
+      for (const arg of c.args) args.push(arg);
+    }
+    return redis.weirCompareAndSetBatch(keys.length, keys, args).then(
+      (replies) => {
+        for (let i = 0; i < batch.length; i++) {
+          const reply: unknown = Array.isArray(replies) ? replies[i] : undefined;
+          if (Array.isArray(reply)) batch[i]!.resolve(reply as CasReply);
+          else batch[i]!.reject(reply instanceof Error ? reply : new Error('shared: unexpected compare-and-set reply from Redis'));
+        }
+      },
+      (err: unknown) => {
+        for (const c of batch) c.reject(err);
+      },
+    );
+  };
   const flush = (): void => {
     const batch = queue;
     queue = [];
@@ -63,21 +111,13 @@ function casBatcher(redis: WeirRedis): (numKeys: number, keysAndArgs: Array<stri
       busy = false;
       return;
     }
-    const pipeline = redis.pipeline() as CasPipeline;
-    for (const c of batch) pipeline.weirCompareAndSet(c.numKeys, ...c.keysAndArgs);
-    pipeline.exec().then(
-      (results) =>
-        batch.forEach((c, i) => {
-          const [err, reply] = results?.[i] ?? [new Error('shared: no reply from Redis')];
-          if (err) c.reject(err);
-          else c.resolve(reply as CasReply);
-        }),
-      (err: unknown) => batch.forEach((c) => c.reject(err)),
-    ).finally(flush);
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < batch.length; i += MAX_CAS_BATCH) sent.push(send(batch.length <= MAX_CAS_BATCH ? batch : batch.slice(i, i + MAX_CAS_BATCH)));
+    void Promise.all(sent).finally(flush);
   };
-  return (numKeys, keysAndArgs) =>
+  return (cas) =>
     new Promise((resolve, reject) => {
-      queue.push({ numKeys, keysAndArgs, resolve, reject });
+      queue.push({ keys: cas.keys, args: cas.args, resolve, reject });
       if (!busy) {
         busy = true;
         setImmediate(flush);
@@ -135,7 +175,8 @@ export async function openRedisSharedState(opts: SharedStateOptions & { redisUrl
   }) as WeirRedis;
   watch(redis, opts, endpoint, 'commands');
   redis.defineCommand('weirIncrByTtl', { numberOfKeys: 1, lua: INCR_LUA });
-  redis.defineCommand('weirCompareAndSet', { lua: CAS_LUA });
+  // numberOfKeys left out: each call passes its batch's key count first.
+  redis.defineCommand('weirCompareAndSetBatch', { lua: CAS_BATCH_LUA });
   const casBatched = casBatcher(redis);
   await connect(redis, endpoint, 'commands');
 
@@ -191,14 +232,14 @@ export async function openRedisSharedState(opts: SharedStateOptions & { redisUrl
     },
     async compareAndSet(expected, writes) {
       for (const w of writes) if (!Number.isInteger(w.ttlMs) || w.ttlMs <= 0) throw new Error(`ttlMs must be a positive integer, got ${w.ttlMs}`);
-      // KEYS: the expected keys, then the written ones; ARGV: as CAS_LUA reads them.
-      const keysAndArgs: Array<string | number> = [];
-      for (const [key] of expected) keysAndArgs.push(key);
-      for (const w of writes) keysAndArgs.push(w.key);
-      keysAndArgs.push(expected.length);
-      for (const [, value] of expected) keysAndArgs.push(value === null ? 0 : 1, value ?? '');
-      for (const w of writes) keysAndArgs.push(w.value, w.ttlMs);
-      const [ok, ...current] = await casBatched(expected.length + writes.length, keysAndArgs);
+      // KEYS: the expected keys, then the written ones; ARGV: as CAS_BATCH_LUA reads them.
+      const keys: string[] = [];
+      for (const [key] of expected) keys.push(key);
+      for (const w of writes) keys.push(w.key);
+      const args: Array<string | number> = [expected.length, writes.length];
+      for (const [, value] of expected) args.push(value === null ? 0 : 1, value ?? '');
+      for (const w of writes) args.push(w.value, w.ttlMs);
+      const [ok, ...current] = await casBatched({ keys, args });
       return ok === 1 ? { ok: true } : { ok: false, current: current.map((v) => (v === null ? null : String(v))) };
     },
     async incrBy(key, by, ttlMs) {
