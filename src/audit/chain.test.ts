@@ -32,6 +32,28 @@ describe('audit chain', () => {
     }
   });
 
+  it('writes the canonical text for captured values JSON.stringify alone would order or write differently', () => {
+    const tricky: unknown[] = [
+      { '10': 1, '9': 2 }, { '2': 'a', '1': 'b', x: 1 }, { b: 1, a: 2 }, { a: { d: 1, c: 2 } }, [{ y: 1, x: 2 }], new Date(0),
+      { when: new Date(0) }, [1, undefined, 3], { a: undefined, b: 1 }, { f: () => 1 }, { toJSON: () => 'x' }, -0, 1e21, 'é\u2028',
+      Object.assign(Object.create(null), { b: 1, a: 2 }), Object.assign(Object.create(null), { a: 1, b: 2 }), { a: [], b: {}, c: null, d: true },
+    ];
+    for (const value of tricky) {
+      const [linked] = sealEvents({ seq: 0, hash: null }, [pending({ resource_ids: {}, captured: { v: value } as Record<string, unknown> })]).events;
+      const { hash, ...unsealed } = linked!;
+      expect(canonicalEventJson(unsealed)).toBe(canonicalJson(unsealed));
+      expect(hash).toBe(eventHash(unsealed));
+    }
+  });
+
+  it('writes the same text for an event whose members come in another order (as read back from the store)', () => {
+    const [linked] = sealEvents({ seq: 0, hash: null }, [pending({ resource_ids: { a: '1' } })]).events;
+    const { hash: _, ...unsealed } = linked!;
+    const reordered = Object.fromEntries(Object.entries(unsealed).reverse()) as typeof unsealed;
+    expect(Object.keys(reordered)[0]).toBe('user_agent');
+    expect(canonicalEventJson(reordered)).toBe(canonicalJson(unsealed));
+  });
+
   it('falls back to the general way for an event with other members, or an undefined one', () => {
     const [linked] = sealEvents({ seq: 0, hash: null }, [pending()]).events;
     const { hash: _, ...unsealed } = linked!;

@@ -34,24 +34,66 @@ const EVENT_KEYS = [
   'action', 'auth_method', 'captured', 'client_ip', 'id', 'operation_id', 'outcome', 'prev_hash', 'principal', 'request_id',
   'resource_ids', 'resource_type', 'rows_affected', 'seq', 'status', 'tenant', 'time', 'user_agent',
 ] as const satisfies readonly (keyof Omit<AuditEvent, 'hash'>)[];
-const EVENT_PREFIXES = EVENT_KEYS.map((k, i) => `${i ? ',' : '{'}${JSON.stringify(k)}:`);
 
 /**
- * canonicalJson(event) for an event with exactly the AuditEvent members, all defined: the members'
- * order is known, so nothing is sorted. Anything else goes the general way; either way the text is the same.
+ * canonicalJson(event) for an event with exactly the AuditEvent members, all defined, by one
+ * JSON.stringify: that writes members in the object's own order, which is the canonical (sorted)
+ * order when the event's members come in EVENT_KEYS' order and every nested object's keys are
+ * ascending (see writesCanonically). Anything else goes the general way; either way the text is the same.
  */
 export function canonicalEventJson(event: Omit<AuditEvent, 'hash'>): string {
   const record = event as unknown as Record<string, unknown>;
   let count = 0;
-  for (const k in record) if (Object.hasOwn(record, k)) count++;
-  if (count !== EVENT_KEYS.length) return canonicalJson(event);
-  let out = '';
-  for (let i = 0; i < EVENT_KEYS.length; i++) {
-    const v = record[EVENT_KEYS[i]!];
-    if (v === undefined) return canonicalJson(event);
-    out += EVENT_PREFIXES[i] + (typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v));
+  let inOrder = true;
+  for (const k in record) {
+    if (!Object.hasOwn(record, k)) continue;
+    if (k !== EVENT_KEYS[count]) inOrder = false;
+    count++;
   }
-  return `${out}}`;
+  if (count !== EVENT_KEYS.length) return canonicalJson(event);
+  for (let i = 0; i < EVENT_KEYS.length; i++) if (!writesCanonically(record[EVENT_KEYS[i]!])) return canonicalJson(event);
+  return JSON.stringify(inOrder ? record : inEventOrder(record));
+}
+
+function inEventOrder(record: Record<string, unknown>): Record<string, unknown> {
+  const ordered: Record<string, unknown> = {};
+  for (const k of EVENT_KEYS) ordered[k] = record[k];
+  return ordered;
+}
+
+/**
+ * Whether JSON.stringify(value) is canonicalJson(value): primitives it writes the same way, and
+ * arrays and plain objects of those whose keys already come in sorted order (integer-like keys,
+ * which objects list first, fail that where the order differs). Functions, toJSON, Dates, undefined
+ * members and non-finite numbers are where the two differ or throw: those go the general way.
+ */
+function writesCanonically(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!writesCanonically(value[i])) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      const record = value as Record<string, unknown>;
+      let prev: string | undefined;
+      for (const k in record) {
+        if (!Object.hasOwn(record, k) || (prev !== undefined && !(prev < k))) return false;
+        if (!writesCanonically(record[k])) return false;
+        prev = k;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 /** SHA-256 (hex) of the event's canonical JSON, every member but `hash`: it covers `prev_hash`, so each event seals the one before. */
