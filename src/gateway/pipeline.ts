@@ -123,21 +123,23 @@ export function chainOf(chain: readonly RequestHandler[]): (req: Request, res: R
  * request that differs in case or by a trailing slash goes on to the routes, which decide as before.
  */
 export function exactPathDispatcher(operations: readonly OperationInfo[], chains: ReadonlyMap<OperationInfo, RequestHandler>): RequestHandler {
-  const byKey = new Map<string, { op: OperationInfo; run: RequestHandler }>();
+  // By method, then path: no "METHOD /path" key string made (and hashed) per request.
+  const byKey = new Map<string, Map<string, { op: OperationInfo; run: RequestHandler }>>();
   const seen: { methods: Set<string>; pattern: RegExp }[] = [];
   for (const op of operations) {
     const methods = new Set([op.method.toUpperCase(), ...(op.method === 'get' ? ['HEAD'] : [])]);
     if (!op.path.includes('{')) {
       for (const method of methods) {
         const shadowed = seen.some((s) => s.methods.has(method) && s.pattern.test(op.path));
-        const key = `${method} ${op.path}`;
-        if (!shadowed && !byKey.has(key)) byKey.set(key, { op, run: chains.get(op)! });
+        let byPath = byKey.get(method);
+        if (!byPath) byKey.set(method, (byPath = new Map()));
+        if (!shadowed && !byPath.has(op.path)) byPath.set(op.path, { op, run: chains.get(op)! });
       }
     }
     seen.push({ methods, pattern: new RegExp(`^${op.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}/?$`, 'i') });
   }
   return (req, res, next) => {
-    const hit = byKey.get(`${req.method} ${req.path}`);
+    const hit = byKey.get(req.method)?.get(req.path);
     if (!hit) return next();
     req.operationInfo = hit.op;
     req.params = {};
