@@ -20,11 +20,11 @@ const website: Website = {
 const shared = await openSharedState({ keyPrefix: 'collector-test:', logger: pino({ level: 'silent' }) });
 afterAll(() => shared.close());
 
-function collector(): { collector: Collector; rows: HitRow[]; sessions: SessionRow[] } {
+function collector(site: Website = website): { collector: Collector; rows: HitRow[]; sessions: SessionRow[] } {
   const rows: HitRow[] = [];
   const sessions: SessionRow[] = [];
   const c = new Collector({
-    directory: { lookup: async (tid: string) => (tid === website.trackingId ? { website, goals: [] } : undefined) } as unknown as CollectorOptions['directory'],
+    directory: { lookup: async (tid: string) => (tid === site.trackingId ? { website: site, goals: [] } : undefined) } as unknown as CollectorOptions['directory'],
     sessions: new SessionTracker(shared),
     committer: { write: async (h: HitRow[], s: SessionRow[]) => void (rows.push(...h), sessions.push(...s)) } as unknown as CollectorOptions['committer'],
     shared,
@@ -75,6 +75,27 @@ describe('collector', () => {
     expect(result.received).toBe(0);
     expect(result.errors.map((e) => [e.index, e.reason])).toEqual([[0, 'bot'], [1, 'invalid_hit']]);
     expect(rows).toEqual([]);
+  });
+});
+
+describe('sessions across hits', () => {
+  it('cancels exactly the row it wrote before: a later hit of the visitor leaves the rows already written as they were', async () => {
+    const { collector: c, sessions } = collector();
+    const hit = (cid: string) => [{ index: 0, params: params({ cid, dp: '/a' }) }];
+    await c.collect(hit('rows-1'), origin);
+    const first = structuredClone(sessions[0]!);
+    await c.collect(hit('rows-1'), origin);
+    await c.collect(hit('rows-1'), origin);
+    expect(sessions.map((s) => [s.sign, s.version, s.hits, s.pageviews])).toEqual([[1, 1, 1, 1], [-1, 1, 1, 1], [1, 2, 2, 2], [-1, 2, 2, 2], [1, 3, 3, 3]]);
+    expect(sessions[0]).toEqual(first);
+    expect(sessions[1]).toEqual({ ...first, sign: -1 });
+    expect(sessions[3]).toEqual({ ...sessions[2], sign: -1 });
+  });
+
+  it('refers the site\'s own pages and its allowed host names to the session\'s source, others as referrals', async () => {
+    const { collector: c, rows } = collector({ ...website, allowedHostnames: ['shop.example', '*.shop-cdn.example'] });
+    for (const dr of ['https://www.shop.example/x', 'https://img.shop-cdn.example/y', 'https://news.example/z']) await c.collect([{ index: 0, params: params({ cid: `own-${dr}`, dr }) }], origin);
+    expect(rows.map((r) => [r.source, r.medium])).toEqual([['(direct)', '(none)'], ['(direct)', '(none)'], ['news.example', 'referral']]);
   });
 });
 
