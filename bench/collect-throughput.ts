@@ -22,7 +22,7 @@
  * removed at the end. BENCH_WITHOUT=audit leaves plugins out of the `full` side.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +31,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { serverCommand } from './compiled.js';
 import { LoadGenerator, percentiles } from './load.js';
+import { processCpuUs } from './load-machine.js';
 import { reachable } from './reachable.js';
 
 const CONCURRENCIES = (process.env.BENCH_CONNECTIONS ?? '64,256,1024').split(',').map(Number);
@@ -96,15 +97,8 @@ let generator: LoadGenerator;
 
 interface Result { rps: number; p50: number; p99: number; ok: number; other: number; cpuPerHit: number; mainCpuPerHit: number; clientCpuUsPerHit: number }
 
-/** CPU seconds (user + system) a process, or one of its threads, has used so far, from /proc (Linux). */
-function cpuSeconds(pid: number, thread?: number): number {
-  try {
-    const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
+/** CPU seconds (user + system) a process, or one of its threads, has used so far (NaN once it has gone). */
+const cpuSeconds = (pid: number, thread?: number): number => (processCpuUs(pid, thread) ?? NaN) / 1e6;
 
 /** Closed loop; `ok` counts the 2xx answers (the acknowledged hits), `other` the rest and requests left unanswered. */
 async function load(side: Side, seconds: number, connections: number): Promise<Result> {

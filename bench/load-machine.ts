@@ -21,10 +21,10 @@ export function cpuBusyUs(): number[] {
   }
 }
 
-/** A process's (all its threads') CPU time so far (user + system, µs), from /proc; undefined once it has gone. */
-export function processCpuUs(pid: number): number | undefined {
+/** A process's (all its threads', or one thread's) CPU time so far (user + system, µs), from /proc; undefined once it has gone. */
+export function processCpuUs(pid: number, thread?: number): number | undefined {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
   } catch {
     return undefined;
