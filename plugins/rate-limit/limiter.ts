@@ -24,12 +24,8 @@ export class Limiter {
     private readonly opts: { failMode: 'open' | 'closed'; retrySharedAfterMs: number; logger: Logger; metrics: GatewayMetrics },
   ) {}
 
-  consume(key: string, p: BucketParams, cost: number, force = false): Promise<LimiterResult> {
-    return new Promise((resolve) => this.decide(key, p, cost, force, resolve));
-  }
-
   /**
-   * consume() for the request path, without promises: `done` is called once, synchronously for a
+   * One decision, without promises (the request path): `done` is called once, synchronously for a
    * local decision, else when Redis answers (or fails).
    */
   decide(key: string, p: BucketParams, cost: number, force: boolean, done: (result: LimiterResult) => void): void {

@@ -3,7 +3,14 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testRedisUrl, testStoreMode } from '../../test/helpers/store-env.js';
 import { bucketParams, decide, type BucketParams, type Decision } from './gcra.js';
-import { GCRA_BATCH_LUA, MAX_BATCH, RedisLimiter, decisionOf, type GcraReply } from './redis-limiter.js';
+import { GCRA_BATCH_LUA, MAX_BATCH, RedisLimiter, type GcraReply } from './redis-limiter.js';
+
+function decisionOf([allowed, remaining, resetUs, retryUs]: GcraReply): Decision {
+  return { allowed: allowed === 1, remaining, resetUs, retryUs };
+}
+
+const consume = (limiter: RedisLimiter, key: string, p: BucketParams, cost: number): Promise<Decision> =>
+  new Promise((resolve, reject) => limiter.decide(key, p, cost, false, (err, reply) => (err ? reject(err) : resolve(decisionOf(reply!)))));
 
 type BatchCall = { numKeys: number; keys: string[]; args: Array<string | number> };
 
@@ -131,7 +138,7 @@ describe.skipIf(testStoreMode() !== 'real')('the batch script in Redis', () => {
     const limiter = new RedisLimiter(prefixed);
     const perSecond = bucketParams({ burst: 3, rate: 1 });
     const keys = ['dup', 'dup', 'dup', 'dup', 'other', 'dup'];
-    const answers = await Promise.all(keys.map((key) => limiter.consume(key, perSecond, 1)));
+    const answers = await Promise.all(keys.map((key) => consume(limiter, key, perSecond, 1)));
     expect(answers.map((d) => [d.allowed, d.remaining])).toEqual([
       [true, 2],
       [true, 1],

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { BucketParams, Decision } from './gcra.js';
+import type { BucketParams } from './gcra.js';
 
 /**
  * gcra.ts's decide() for a batch of decisions as one Redis script: the whole batch is atomic,
@@ -101,11 +101,7 @@ export class RedisLimiter {
     return this.redis.status === 'ready';
   }
 
-  consume(key: string, p: BucketParams, cost: number, force = false): Promise<Decision> {
-    return new Promise((resolve, reject) => this.decide(key, p, cost, force, (err, reply) => (err ? reject(err) : resolve(decisionOf(reply!)))));
-  }
-
-  /** consume() without a promise: `done` gets the script's reply (see decisionOf) or the error. */
+  /** One decision, sent with the others of this turn: `done` gets the script's reply (GcraReply) or the error. */
   decide(key: string, p: BucketParams, cost: number, force: boolean, done: GcraCallback): void {
     if (this.queue.push({ key, p, cost, force: force ? '1' : '0', done }) === 1) setImmediate(this.flushQueue);
   }
@@ -153,8 +149,4 @@ function settle(batch: Pending[], err: unknown, reply: number[] | undefined): vo
     }
   }
   if (thrown) throw thrown.error;
-}
-
-export function decisionOf([allowed, remaining, resetUs, retryUs]: GcraReply): Decision {
-  return { allowed: allowed === 1, remaining, resetUs, retryUs };
 }
